@@ -1,0 +1,28 @@
+//! Compiles `proto/` with protox (no `protoc` binary needed) and writes the
+//! descriptor set that the server offers through gRPC reflection.
+
+use std::{env, fs, path::PathBuf};
+
+use prost::Message;
+
+const PROTOS: &[&str] = &[
+    "huying/v1/common.proto",
+    "huying/v1/auth.proto",
+    "huying/v1/citizen.proto",
+    "huying/v1/case.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+
+    let descriptors = protox::compile(PROTOS, ["proto"])?;
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+
+    fs::write(
+        out_dir.join("huying_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )?;
+    tonic_prost_build::configure().compile_fds(descriptors)?;
+
+    Ok(())
+}

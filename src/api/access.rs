@@ -1,0 +1,265 @@
+//! Who may call what: the one table of (RPC → roles, data scope), and the
+//! tower layer that enforces it before any handler runs. An RPC missing from
+//! the table is refused, so a new RPC cannot slip through unguarded.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tonic::Status;
+use tower::{Layer, Service};
+
+use crate::domain::account::Role;
+use crate::service::Services;
+
+/// Which callers an RPC admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// No sign-in needed.
+    Public,
+    /// A signed-in caller with one of these roles.
+    Roles(&'static [Role]),
+}
+
+/// Which data an admitted caller reaches; the use case enforces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Public or self-describing data (the category standard, one's session).
+    Anything,
+    /// Only complaints the caller filed; others are NOT_FOUND.
+    OwnComplaints,
+    /// Staff: cases of their own unit; district-level roles: all cases.
+    UnitCases,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    pub method: &'static str,
+    pub audience: Audience,
+    pub scope: Scope,
+}
+
+use Role::*;
+
+const CITIZEN: &[Role] = &[Citizen];
+const CASE_READERS: &[Role] = &[
+    Dispatcher,
+    Handler,
+    UnitSupervisor,
+    DistrictSupervisor,
+    Auditor,
+];
+const DISPATCH: &[Role] = &[Dispatcher];
+const HANDLING: &[Role] = &[Handler, UnitSupervisor];
+
+const fn rule(method: &'static str, audience: Audience, scope: Scope) -> Rule {
+    Rule {
+        method,
+        audience,
+        scope,
+    }
+}
+
+pub const RULES: &[Rule] = &[
+    rule(
+        "/huying.v1.AuthService/SignIn",
+        Audience::Public,
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.AuthService/RefreshSession",
+        Audience::Public,
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.AuthService/SignOut",
+        Audience::Public,
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.CitizenService/FileComplaint",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/GetComplaint",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/ListMyComplaints",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/WithdrawComplaint",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/RateComplaint",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/WatchComplaint",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/ListCategories",
+        Audience::Public,
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.CaseService/GetCase",
+        Audience::Roles(CASE_READERS),
+        Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.CaseService/ListQueue",
+        Audience::Roles(CASE_READERS),
+        Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.CaseService/RegisterCase",
+        Audience::Roles(DISPATCH),
+        Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.CaseService/AcceptForFiling",
+        Audience::Roles(DISPATCH),
+        Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.CaseService/RejectComplaint",
+        Audience::Roles(DISPATCH),
+        Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.CaseService/DispatchCase",
+        Audience::Roles(DISPATCH),
+        Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.CaseService/ReturnCase",
+        Audience::Roles(HANDLING),
+        Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.CaseService/AddProgressNote",
+        Audience::Roles(HANDLING),
+        Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.CaseService/ResolveCase",
+        Audience::Roles(HANDLING),
+        Scope::UnitCases,
+    ),
+];
+
+/// Services outside the product's own API, open to anyone: health checks
+/// for load balancers and reflection for grpcurl.
+const INFRASTRUCTURE_PREFIXES: &[&str] = &["/grpc.health.", "/grpc.reflection."];
+
+pub fn rule_for(method: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|rule| rule.method == method)
+}
+
+/// Decides one request: `Ok(Some(principal))` for a signed-in caller that
+/// may proceed, `Ok(None)` for a public RPC.
+fn admit(
+    services: &Services,
+    method: &str,
+    authorization: Option<&str>,
+) -> Result<Option<crate::domain::account::Principal>, Status> {
+    if INFRASTRUCTURE_PREFIXES
+        .iter()
+        .any(|prefix| method.starts_with(prefix))
+    {
+        return Ok(None);
+    }
+    let Some(rule) = rule_for(method) else {
+        return Err(Status::permission_denied(
+            "no access rule allows this method",
+        ));
+    };
+    let Audience::Roles(roles) = rule.audience else {
+        return Ok(None);
+    };
+
+    let token = authorization
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or_else(|| Status::unauthenticated("send `authorization: Bearer <access token>`"))?;
+    let principal = services.authenticate(token.trim())?;
+    if !roles.contains(&principal.role) {
+        return Err(Status::permission_denied(format!(
+            "the {} role may not call this method",
+            principal.role.as_str()
+        )));
+    }
+    Ok(Some(principal))
+}
+
+#[derive(Clone)]
+pub struct AccessLayer {
+    services: Arc<Services>,
+}
+
+impl AccessLayer {
+    pub fn new(services: Arc<Services>) -> AccessLayer {
+        AccessLayer { services }
+    }
+}
+
+impl<S> Layer<S> for AccessLayer {
+    type Service = Access<S>;
+
+    fn layer(&self, inner: S) -> Access<S> {
+        Access {
+            inner,
+            services: Arc::clone(&self.services),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Access<S> {
+    inner: S,
+    services: Arc<Services>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Access<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures_util::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let authorization = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        match admit(&self.services, request.uri().path(), authorization) {
+            Ok(principal) => {
+                if let Some(principal) = principal {
+                    request.extensions_mut().insert(principal);
+                }
+                // The clone that was polled ready serves this call.
+                let clone = self.inner.clone();
+                let mut ready = std::mem::replace(&mut self.inner, clone);
+                Box::pin(ready.call(request))
+            }
+            Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
+        }
+    }
+}

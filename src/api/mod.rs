@@ -1,0 +1,28 @@
+//! The gRPC edge: thin handlers that parse requests, call a use case and
+//! convert its result. Access control and request logging are tower layers
+//! applied to every RPC in `startup`.
+
+pub mod access;
+mod auth;
+mod case;
+mod citizen;
+mod convert;
+pub mod logging;
+mod status;
+
+pub use auth::AuthApi;
+pub use case::CaseApi;
+pub use citizen::CitizenApi;
+
+use tonic::{Request, Status};
+
+use crate::domain::account::Principal;
+
+/// The caller the access layer verified for this request.
+fn caller<T>(request: &Request<T>) -> Result<Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("sign in first"))
+}

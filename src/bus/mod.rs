@@ -1,0 +1,154 @@
+//! Fan-out of freshly written timeline events to open progress streams.
+//!
+//! The store is the source of truth: the bus only says "something new",
+//! and a stream that misses a message (a lag, a lost notification) re-reads
+//! the timeline from the store. So a lost message may delay an event, never
+//! lose it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+
+use crate::domain::complaint::{ComplaintEvent, ComplaintId};
+
+/// Events a slow subscriber may fall behind by before it is told to re-read.
+const TOPIC_CAPACITY: usize = 64;
+
+pub trait EventBus: Send + Sync + 'static {
+    /// Announces an event after its transaction committed.
+    fn publish(&self, event: &ComplaintEvent);
+
+    /// Starts listening to one complaint's events.
+    fn subscribe(&self, complaint: ComplaintId) -> Subscription;
+}
+
+/// What a subscription yields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BusMessage {
+    Event(ComplaintEvent),
+    /// Messages were dropped; re-read from the store.
+    Gap,
+}
+
+type Topics = Arc<Mutex<HashMap<ComplaintId, broadcast::Sender<ComplaintEvent>>>>;
+
+pub struct Subscription {
+    receiver: broadcast::Receiver<ComplaintEvent>,
+    complaint: ComplaintId,
+    topics: Topics,
+}
+
+impl Subscription {
+    /// The next message; `None` once the bus is gone.
+    pub async fn next(&mut self) -> Option<BusMessage> {
+        match self.receiver.recv().await {
+            Ok(event) => Some(BusMessage::Event(event)),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(BusMessage::Gap),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        // This receiver still counts until it is dropped after this body.
+        if let Some(sender) = topics.get(&self.complaint)
+            && sender.receiver_count() <= 1
+        {
+            topics.remove(&self.complaint);
+        }
+    }
+}
+
+/// Fan-out within one process: the embedded default, where one server is
+/// all there is.
+///
+/// TODO(streams): with several replicas, an event written on one replica
+/// must reach streams held on another; that needs a shared channel (Redis or
+/// PostgreSQL notifications) behind this same trait.
+#[derive(Default)]
+pub struct LocalBus {
+    topics: Topics,
+}
+
+impl LocalBus {
+    pub fn new() -> LocalBus {
+        LocalBus::default()
+    }
+}
+
+impl EventBus for LocalBus {
+    fn publish(&self, event: &ComplaintEvent) {
+        let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = topics.get(&event.complaint_id) {
+            // No receiver left is not an error: nobody is watching.
+            let _ = sender.send(event.clone());
+        }
+    }
+
+    fn subscribe(&self, complaint: ComplaintId) -> Subscription {
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        let sender = topics
+            .entry(complaint)
+            .or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0);
+        Subscription {
+            receiver: sender.subscribe(),
+            complaint,
+            topics: Arc::clone(&self.topics),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::domain::complaint::{ComplaintStatus, EventKind};
+
+    fn event(complaint: i64, sequence: u64) -> ComplaintEvent {
+        ComplaintEvent {
+            complaint_id: ComplaintId(complaint),
+            sequence,
+            kind: EventKind::Progress,
+            status: ComplaintStatus::InProgress,
+            message: String::new(),
+            visible_to_citizen: true,
+            actor_id: None,
+            occurred_at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_gets_only_its_complaint() {
+        let bus = LocalBus::new();
+        let mut watching = bus.subscribe(ComplaintId(1));
+        bus.publish(&event(2, 1));
+        let expected = event(1, 5);
+        bus.publish(&expected);
+        assert_eq!(watching.next().await, Some(BusMessage::Event(expected)));
+    }
+
+    #[tokio::test]
+    async fn a_slow_subscriber_is_told_to_re_read() {
+        let bus = LocalBus::new();
+        let mut slow = bus.subscribe(ComplaintId(1));
+        for sequence in 0..(TOPIC_CAPACITY as u64 + 5) {
+            bus.publish(&event(1, sequence));
+        }
+        assert_eq!(slow.next().await, Some(BusMessage::Gap));
+    }
+
+    #[test]
+    fn the_last_subscriber_leaving_removes_the_topic() {
+        let bus = LocalBus::new();
+        let first = bus.subscribe(ComplaintId(1));
+        let second = bus.subscribe(ComplaintId(1));
+        drop(first);
+        assert_eq!(bus.topics.lock().unwrap().len(), 1);
+        drop(second);
+        assert!(bus.topics.lock().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,229 @@
+//! Configuration from environment variables. With nothing set, the server
+//! runs in its embedded mode: a SQLite file and a master key under
+//! `./huying-data`, in-process rate limiting and event fan-out, development
+//! sign-in enabled. Production sets `HUYING_DATABASE_URL=postgres://…` and
+//! `HUYING_REDIS_URL=redis://…`, and passes its keys explicitly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::domain::geo::{GeoPoint, ServiceArea};
+use crate::limiter::Quota;
+use crate::security::Keys;
+use crate::security::keys::decode_key;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    /// Required with PostgreSQL: rate limits must be shared by replicas.
+    pub redis_url: Option<String>,
+    /// Namespace for every Redis key this deployment writes.
+    pub redis_prefix: String,
+    pub keys: Keys,
+    pub dev_sign_in: bool,
+    /// Browser origins allowed to call over gRPC-Web. Mini-programs need none.
+    pub cors_origins: Vec<String>,
+    /// Replaces the bundled classification standard.
+    pub categories_file: Option<PathBuf>,
+    pub service_area: ServiceArea,
+    /// Complaints one citizen may file.
+    pub filing_quota: Quota,
+    pub access_token_ttl: chrono::Duration,
+    pub refresh_token_ttl: chrono::Duration,
+    /// How often the health service re-checks the database.
+    pub health_probe_interval: Duration,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads `HUYING_*` variables; see the README for the list.
+    pub fn from_env() -> anyhow::Result<Config> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+
+        let data_dir =
+            PathBuf::from(var("HUYING_DATA_DIR").unwrap_or_else(|| "huying-data".into()));
+        let database_url = match var("HUYING_DATABASE_URL") {
+            Some(url) => url,
+            None => {
+                std::fs::create_dir_all(&data_dir)
+                    .with_context(|| format!("Failed to create {}", data_dir.display()))?;
+                format!("sqlite://{}/huying.db", data_dir.display())
+            }
+        };
+        let embedded = database_url.starts_with("sqlite:");
+
+        let keys = match (var("HUYING_TOKEN_SECRET"), var("HUYING_DATA_KEYS")) {
+            (Some(token), Some(data)) => Keys {
+                token_secret: decode_key(&token).context("HUYING_TOKEN_SECRET")?.to_vec(),
+                data_keys: parse_data_keys(&data)?,
+            },
+            (None, None) if embedded => Keys::from_master_key_file(&data_dir)?,
+            _ => bail!(
+                "set both HUYING_TOKEN_SECRET and HUYING_DATA_KEYS (every replica needs the same keys)"
+            ),
+        };
+
+        let mut config = Config::embedded_defaults(database_url, keys);
+        config.dev_sign_in = match var("HUYING_DEV_SIGN_IN") {
+            Some(flag) => parse_flag("HUYING_DEV_SIGN_IN", &flag)?,
+            None => embedded,
+        };
+        config.redis_url = var("HUYING_REDIS_URL");
+        if let Some(prefix) = var("HUYING_REDIS_PREFIX") {
+            config.redis_prefix = prefix;
+        }
+        if let Some(listen) = var("HUYING_LISTEN") {
+            config.listen = listen.parse().context("HUYING_LISTEN must be host:port")?;
+        }
+        if let Some(n) = var("HUYING_DATABASE_MAX_CONNECTIONS") {
+            config.database_max_connections =
+                n.parse().context("HUYING_DATABASE_MAX_CONNECTIONS")?;
+        }
+        if let Some(origins) = var("HUYING_CORS_ORIGINS") {
+            config.cors_origins = origins.split(',').map(|o| o.trim().to_owned()).collect();
+        }
+        config.categories_file = var("HUYING_CATEGORIES_FILE").map(PathBuf::from);
+        if let Some(burst) = var("HUYING_FILING_BURST") {
+            config.filing_quota.burst = burst.parse().context("HUYING_FILING_BURST")?;
+        }
+        if let Some(secs) = var("HUYING_FILING_PERIOD_SECS") {
+            config.filing_quota.period =
+                Duration::from_secs(secs.parse().context("HUYING_FILING_PERIOD_SECS")?);
+        }
+        if let Some(km) = var("HUYING_SERVICE_RADIUS_KM") {
+            config.service_area.radius_km = km.parse().context("HUYING_SERVICE_RADIUS_KM")?;
+        }
+        if var("HUYING_LOG_FORMAT").as_deref() == Some("json") {
+            config.log_format = LogFormat::Json;
+        }
+
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The defaults, for the given database and keys.
+    pub fn embedded_defaults(database_url: String, keys: Keys) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            dev_sign_in: database_url.starts_with("sqlite:"),
+            database_url,
+            database_max_connections: 10,
+            redis_url: None,
+            redis_prefix: "huying:".to_owned(),
+            keys,
+            cors_origins: Vec::new(),
+            categories_file: None,
+            service_area: bundled_service_area(),
+            filing_quota: Quota {
+                burst: 10,
+                period: Duration::from_secs(3600),
+            },
+            access_token_ttl: chrono::Duration::minutes(15),
+            refresh_token_ttl: chrono::Duration::days(30),
+            health_probe_interval: Duration::from_secs(5),
+            log_format: LogFormat::Text,
+        }
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if !self.is_embedded() && self.redis_url.is_none() {
+            bail!("HUYING_REDIS_URL is required with PostgreSQL: replicas must share rate limits");
+        }
+        if self.filing_quota.burst == 0 || self.filing_quota.period.is_zero() {
+            bail!("the filing quota needs a burst and a period above zero");
+        }
+        Ok(())
+    }
+}
+
+/// "1:<64 hex digits>,2:<64 hex digits>"; the highest version encrypts.
+fn parse_data_keys(text: &str) -> anyhow::Result<Vec<(u32, [u8; 32])>> {
+    text.split(',')
+        .map(|entry| {
+            let (version, key) = entry
+                .trim()
+                .split_once(':')
+                .context("HUYING_DATA_KEYS entries look like 1:<64 hex digits>")?;
+            let version = version.parse().context("HUYING_DATA_KEYS: bad version")?;
+            Ok((version, decode_key(key).context("HUYING_DATA_KEYS")?))
+        })
+        .collect()
+}
+
+fn parse_flag(name: &str, value: &str) -> anyhow::Result<bool> {
+    match value {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => bail!("{name} must be true or false"),
+    }
+}
+
+/// The district centre from the bundled directory, with a radius generous
+/// enough for the whole district (166 km², about 20 km across) and its edge.
+fn bundled_service_area() -> ServiceArea {
+    #[derive(Deserialize)]
+    struct Directory {
+        district: District,
+    }
+    #[derive(Deserialize)]
+    struct District {
+        centre_wgs84: Centre,
+    }
+    #[derive(Deserialize)]
+    struct Centre {
+        lat: f64,
+        lon: f64,
+    }
+
+    let directory: Directory =
+        serde_json::from_str(include_str!("../reference/pingshan-directory.json"))
+            .expect("the bundled directory names the district centre");
+    ServiceArea {
+        centre: GeoPoint {
+            latitude: directory.district.centre_wgs84.lat,
+            longitude: directory.district.centre_wgs84.lon,
+        },
+        radius_km: 25.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_keys_parse_with_versions() {
+        let keys =
+            parse_data_keys(&format!("1:{},2:{}", "00".repeat(32), "ff".repeat(32))).unwrap();
+        assert_eq!(keys.iter().map(|k| k.0).collect::<Vec<_>>(), [1, 2]);
+        assert!(parse_data_keys("1:abc").is_err());
+    }
+
+    #[test]
+    fn postgres_without_redis_is_refused() {
+        let mut config = Config::embedded_defaults(
+            "postgres://localhost/huying".to_owned(),
+            Keys::derived_from(b"k"),
+        );
+        assert!(config.check().is_err());
+        config.redis_url = Some("redis://127.0.0.1".to_owned());
+        assert!(config.check().is_ok());
+        assert!(!config.dev_sign_in);
+    }
+}

@@ -1,0 +1,13 @@
+//! The rules of the appeal system. Nothing in here knows about SQL or gRPC:
+//! values are parsed at the edge into the types below, and the life-cycle
+//! rules are plain functions over them.
+
+pub mod account;
+pub mod category;
+pub mod complaint;
+pub mod error;
+pub mod geo;
+pub mod phone;
+pub mod time;
+
+pub use error::{DomainError, FieldViolation};

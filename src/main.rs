@@ -1,0 +1,55 @@
+//! `huying`: runs the server. With no configuration it serves the embedded
+//! default (SQLite under ./huying-data) on 127.0.0.1:50051.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use huying::clock::SystemClock;
+use huying::config::Config;
+use huying::startup::Application;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::from_env().context("Failed to read the configuration")?;
+    huying::telemetry::init(config.log_format);
+
+    let embedded = config.is_embedded();
+    let app = Application::start(config, Arc::new(SystemClock)).await?;
+    print_welcome(app.address(), embedded);
+
+    tokio::select! {
+        result = shutdown_signal() => result?,
+        // `wait` only returns early if the server fails.
+    }
+    tracing::info!("shutting down");
+    app.stop().await
+}
+
+fn print_welcome(address: std::net::SocketAddr, embedded: bool) {
+    println!("Huying is listening on {address} (gRPC, and gRPC-Web over HTTP/1.1 and HTTP/2).");
+    println!("  list the API:   grpcurl -plaintext {address} list");
+    if embedded {
+        println!(
+            "  sign in:        grpcurl -plaintext -d '{{\"dev\":{{\"subject\":\"alice\",\"role\":\"ROLE_CITIZEN\"}}}}' {address} huying.v1.AuthService/SignIn"
+        );
+        println!("  (embedded mode: data in ./huying-data, development sign-in enabled)");
+    }
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("Failed to listen for SIGTERM")?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.context("Failed to listen for Ctrl-C")?,
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("Failed to listen for Ctrl-C")?;
+    Ok(())
+}

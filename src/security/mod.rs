@@ -1,0 +1,10 @@
+//! Secrets: signed session tokens, refresh tokens and the encryption of
+//! personal data at rest.
+
+pub mod cipher;
+pub mod keys;
+pub mod token;
+
+pub use cipher::PhoneCipher;
+pub use keys::Keys;
+pub use token::{TokenError, TokenSigner};

@@ -1,0 +1,363 @@
+//! The citizen's side of a complaint: filing, reading, withdrawing, rating
+//! and watching its progress.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use tokio::sync::mpsc;
+
+use super::Services;
+use crate::bus::BusMessage;
+use crate::domain::account::Principal;
+use crate::domain::complaint::{
+    Complaint, ComplaintChange, ComplaintEvent, ComplaintId, ComplaintStatus, FilingInput,
+    NewComplaint, Satisfaction, parse_optional_note,
+};
+use crate::domain::error::DomainError;
+use crate::limiter::Decision;
+use crate::store::{CitizenQuery, Filing};
+
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+pub const MAX_PAGE_SIZE: u32 = 100;
+/// Attempts at a change whose version moved underneath it.
+const CHANGE_ATTEMPTS: usize = 3;
+/// Timeline events read from the store per query while catching up.
+const CATCH_UP_BATCH: u32 = 200;
+/// Events buffered per open stream before the writer waits for the client.
+const STREAM_BUFFER: usize = 32;
+
+/// A page of a citizen's complaints.
+#[derive(Debug, Clone)]
+pub struct ComplaintPage {
+    pub complaints: Vec<Complaint>,
+    pub next_page_token: Option<String>,
+}
+
+impl Services {
+    /// Files a complaint. Returns it and whether this call was a retry of an
+    /// earlier one with the same request id.
+    pub async fn file_complaint(
+        &self,
+        citizen: &Principal,
+        input: FilingInput,
+    ) -> Result<(Complaint, bool), DomainError> {
+        let filing = input.parse(&self.standard, &self.service_area)?;
+        let fingerprint = filing.fingerprint();
+        let now = self.clock.now();
+
+        let key = format!("file:{}", citizen.account_id);
+        if let Decision::Limited { retry_after } = self.check_limit(&key, now).await {
+            // A retry of something already filed is an answer, not a new filing.
+            return match self
+                .store
+                .find_filing(citizen.account_id, &filing.request_id)
+                .await?
+            {
+                Some(existing) => replayed(existing, &fingerprint),
+                None => Err(DomainError::RateLimited { retry_after }),
+            };
+        }
+
+        let contact_phone_cipher = filing
+            .contact_phone
+            .as_ref()
+            .map(|phone| self.cipher.encrypt(phone))
+            .transpose()?;
+        let new = NewComplaint {
+            citizen_id: citizen.account_id,
+            fingerprint: fingerprint.clone(),
+            kind: filing.kind,
+            channel: filing.channel,
+            text: filing.text,
+            category_code: filing.category_code,
+            location: filing.location,
+            contact_phone_cipher,
+            contact_phone_masked: filing.contact_phone.as_ref().map(|p| p.masked()),
+            photo_ids: filing.photo_ids,
+            created_at: now,
+            first_event: NewComplaint::received_event(citizen.account_id, now),
+            request_id: filing.request_id,
+        };
+
+        match self.store.file_complaint(&new).await? {
+            Filing::Created { complaint, event } => {
+                tracing::info!(
+                    complaint.id = %complaint.id,
+                    complaint.kind = complaint.kind.as_str(),
+                    complaint.category = %complaint.category_code,
+                    "complaint filed"
+                );
+                self.bus.publish(&event);
+                Ok((complaint, false))
+            }
+            existing @ Filing::Existing { .. } => replayed(existing, &fingerprint),
+        }
+    }
+
+    /// A rate-limiter outage must not stop citizens from filing: the check
+    /// fails open and says so in the log.
+    async fn check_limit(&self, key: &str, now: chrono::DateTime<chrono::Utc>) -> Decision {
+        match self.limiter.acquire(key, self.filing_quota, now).await {
+            Ok(decision) => decision,
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "rate limiter unavailable; allowing");
+                Decision::Allowed
+            }
+        }
+    }
+
+    /// A citizen's own complaint; anyone else's is reported as not found.
+    pub async fn get_own_complaint(
+        &self,
+        citizen: &Principal,
+        id: ComplaintId,
+    ) -> Result<Complaint, DomainError> {
+        match self.store.complaint(id).await? {
+            Some(complaint) if complaint.citizen_id == citizen.account_id => Ok(complaint),
+            _ => Err(DomainError::NotFound("complaint")),
+        }
+    }
+
+    pub async fn list_own_complaints(
+        &self,
+        citizen: &Principal,
+        page_size: i32,
+        page_token: &str,
+        status: Option<ComplaintStatus>,
+    ) -> Result<ComplaintPage, DomainError> {
+        let limit = match page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n < 0 => return Err(DomainError::invalid("page_size", "must not be negative")),
+            n => (n as u32).min(MAX_PAGE_SIZE),
+        };
+        let before = decode_page_token(page_token)?;
+
+        // One extra row tells whether another page exists.
+        let mut complaints = self
+            .store
+            .citizen_complaints(&CitizenQuery {
+                citizen_id: citizen.account_id,
+                status,
+                before,
+                limit: limit + 1,
+            })
+            .await?;
+        let next_page_token = if complaints.len() > limit as usize {
+            complaints.truncate(limit as usize);
+            complaints.last().map(|last| encode_page_token(last.id))
+        } else {
+            None
+        };
+        Ok(ComplaintPage {
+            complaints,
+            next_page_token,
+        })
+    }
+
+    pub async fn withdraw_complaint(
+        &self,
+        citizen: &Principal,
+        id: ComplaintId,
+        reason: &str,
+    ) -> Result<Complaint, DomainError> {
+        let reason = parse_optional_note("reason", reason)
+            .map_err(|v| DomainError::InvalidInput(vec![v]))?;
+        self.change_own_complaint(citizen, id, |complaint, now| {
+            complaint.withdraw(reason.clone(), citizen.account_id, now)
+        })
+        .await
+    }
+
+    pub async fn rate_complaint(
+        &self,
+        citizen: &Principal,
+        id: ComplaintId,
+        satisfaction: Option<Satisfaction>,
+        comment: &str,
+    ) -> Result<Complaint, DomainError> {
+        let Some(satisfaction) = satisfaction else {
+            return Err(DomainError::invalid("satisfaction", "must be set"));
+        };
+        let comment = parse_optional_note("comment", comment)
+            .map_err(|v| DomainError::InvalidInput(vec![v]))?;
+        self.change_own_complaint(citizen, id, |complaint, now| {
+            complaint.rate(satisfaction, comment.clone(), citizen.account_id, now)
+        })
+        .await
+    }
+
+    /// Reads the complaint, asks the domain for the change, and writes it if
+    /// nobody else changed the complaint in between (else tries again).
+    async fn change_own_complaint<F>(
+        &self,
+        citizen: &Principal,
+        id: ComplaintId,
+        decide: F,
+    ) -> Result<Complaint, DomainError>
+    where
+        F: Fn(
+            &Complaint,
+            chrono::DateTime<chrono::Utc>,
+        ) -> Result<Option<ComplaintChange>, DomainError>,
+    {
+        for _ in 0..CHANGE_ATTEMPTS {
+            let complaint = self.get_own_complaint(citizen, id).await?;
+            let Some(change) = decide(&complaint, self.clock.now())? else {
+                return Ok(complaint);
+            };
+            if let Some((changed, event)) = self.store.apply_change(&change).await? {
+                self.bus.publish(&event);
+                return Ok(changed);
+            }
+        }
+        Err(DomainError::Conflict(
+            "the complaint is changing too fast; try again".to_owned(),
+        ))
+    }
+
+    /// Streams a citizen's complaint timeline after `after_sequence`, then
+    /// each new event as it is written, until the receiver is dropped.
+    pub async fn watch_own_complaint(
+        self: &Arc<Self>,
+        citizen: &Principal,
+        id: ComplaintId,
+        after_sequence: u64,
+    ) -> Result<mpsc::Receiver<Result<ComplaintEvent, DomainError>>, DomainError> {
+        self.get_own_complaint(citizen, id).await?;
+
+        // Subscribe before reading the backlog, so that nothing written in
+        // between is missed; duplicates are dropped by sequence number.
+        let subscription = self.bus.subscribe(id);
+        let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+        let services = Arc::clone(self);
+        tokio::spawn(async move {
+            let watch = TimelineWatch {
+                services,
+                id,
+                last_sent: after_sequence,
+                sender,
+            };
+            watch.run(subscription).await;
+        });
+        Ok(receiver)
+    }
+}
+
+/// One open progress stream.
+struct TimelineWatch {
+    services: Arc<Services>,
+    id: ComplaintId,
+    /// The highest sequence number the client has been given (or skipped,
+    /// for events not meant for citizens).
+    last_sent: u64,
+    sender: mpsc::Sender<Result<ComplaintEvent, DomainError>>,
+}
+
+impl TimelineWatch {
+    async fn run(mut self, mut subscription: crate::bus::Subscription) {
+        if self.catch_up().await.is_err() {
+            return;
+        }
+        loop {
+            let message = tokio::select! {
+                _ = self.sender.closed() => return,
+                message = subscription.next() => message,
+            };
+            let delivered = match message {
+                Some(BusMessage::Event(event)) if event.sequence <= self.last_sent => Ok(()),
+                Some(BusMessage::Event(event)) if event.sequence == self.last_sent + 1 => {
+                    self.deliver(event).await
+                }
+                // A gap in sequence numbers or a dropped message: the store knows.
+                Some(BusMessage::Event(_) | BusMessage::Gap) => self.catch_up().await,
+                None => return,
+            };
+            if delivered.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Sends everything the store has after `last_sent`.
+    async fn catch_up(&mut self) -> Result<(), ()> {
+        loop {
+            let batch = self
+                .services
+                .store
+                .events_after(self.id, self.last_sent, CATCH_UP_BATCH)
+                .await;
+            let events = match batch {
+                Ok(events) => events,
+                Err(error) => {
+                    let _ = self.sender.send(Err(error.into())).await;
+                    return Err(());
+                }
+            };
+            let complete = events.len() < CATCH_UP_BATCH as usize;
+            for event in events {
+                self.deliver(event).await?;
+            }
+            if complete {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn deliver(&mut self, event: ComplaintEvent) -> Result<(), ()> {
+        self.last_sent = event.sequence;
+        if !event.visible_to_citizen {
+            return Ok(());
+        }
+        self.sender.send(Ok(event)).await.map_err(|_| ())
+    }
+}
+
+fn replayed(existing: Filing, fingerprint: &[u8]) -> Result<(Complaint, bool), DomainError> {
+    let Filing::Existing {
+        complaint,
+        fingerprint: stored,
+    } = existing
+    else {
+        return Err(anyhow::anyhow!("expected an existing filing").into());
+    };
+    if stored != fingerprint {
+        return Err(DomainError::invalid(
+            "request_id",
+            "already used for a different complaint; use a new request id per complaint",
+        ));
+    }
+    Ok((complaint, true))
+}
+
+fn encode_page_token(last: ComplaintId) -> String {
+    B64.encode(format!("before:{}", last.0))
+}
+
+fn decode_page_token(token: &str) -> Result<Option<ComplaintId>, DomainError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || DomainError::invalid("page_token", "is not a token this server issued");
+    let bytes = B64.decode(token).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let id = text
+        .strip_prefix("before:")
+        .and_then(|id| id.parse::<i64>().ok())
+        .ok_or_else(invalid)?;
+    Ok(Some(ComplaintId(id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_garbage_is_refused() {
+        let token = encode_page_token(ComplaintId(42));
+        assert_eq!(decode_page_token(&token).unwrap(), Some(ComplaintId(42)));
+        assert_eq!(decode_page_token("").unwrap(), None);
+        assert!(decode_page_token("!!!").is_err());
+        assert!(decode_page_token(&B64.encode("after:1")).is_err());
+    }
+}

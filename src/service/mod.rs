@@ -1,0 +1,31 @@
+//! The application's use cases: each public function is one thing a caller
+//! can do. They combine the domain rules with the adapters (store, bus,
+//! limiter, clock) and know nothing of gRPC.
+
+pub mod auth;
+pub mod complaints;
+
+use std::sync::Arc;
+
+use crate::bus::EventBus;
+use crate::clock::Clock;
+use crate::domain::category::CategoryStandard;
+use crate::domain::geo::ServiceArea;
+use crate::limiter::{Quota, RateLimiter};
+use crate::security::{PhoneCipher, TokenSigner};
+use crate::store::Store;
+
+/// Everything the use cases depend on, built once at start-up.
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn EventBus>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub clock: Arc<dyn Clock>,
+    pub standard: Arc<CategoryStandard>,
+    pub service_area: ServiceArea,
+    pub cipher: PhoneCipher,
+    pub signer: TokenSigner,
+    pub filing_quota: Quota,
+    pub refresh_token_ttl: chrono::Duration,
+    pub dev_sign_in: bool,
+}

@@ -1,0 +1,225 @@
+//! Builds the application from its configuration and serves it: native
+//! gRPC and gRPC-Web (HTTP/1.1 and HTTP/2) on one port, with health checks
+//! and reflection beside the product's services.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use http::{HeaderName, Method};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::api::access::AccessLayer;
+use crate::api::logging::RpcLogLayer;
+use crate::api::{AuthApi, CaseApi, CitizenApi};
+use crate::bus::LocalBus;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::domain::category::CategoryStandard;
+use crate::limiter::{MemoryLimiter, RateLimiter, RedisLimiter};
+use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::proto::v1::auth_service_server::AuthServiceServer;
+use crate::proto::v1::case_service_server::CaseServiceServer;
+use crate::proto::v1::citizen_service_server::CitizenServiceServer;
+use crate::security::{PhoneCipher, TokenSigner};
+use crate::service::Services;
+use crate::store::{self, Store};
+
+/// The services whose health is reported, besides the server as a whole ("").
+const HEALTH_NAMES: &[&str] = &[
+    "",
+    "huying.v1.AuthService",
+    "huying.v1.CitizenService",
+    "huying.v1.CaseService",
+];
+
+/// A running server.
+pub struct Application {
+    address: SocketAddr,
+    services: Arc<Services>,
+    health: HealthReporter,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    prober: JoinHandle<()>,
+}
+
+impl Application {
+    /// Connects to the adapters, binds the port and starts serving.
+    pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
+        let services = Arc::new(build_services(&config, clock).await?);
+
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("Failed to bind {}", config.listen))?;
+        let address = listener.local_addr()?;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("Failed to build the reflection service")?;
+
+        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
+        let serve = Server::builder()
+            .accept_http1(true)
+            .layer(cors(&config.cors_origins)?)
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(RpcLogLayer)
+            .layer(AccessLayer::new(Arc::clone(&services)))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(AuthServiceServer::new(AuthApi::new(Arc::clone(&services))))
+            .add_service(CitizenServiceServer::new(CitizenApi::new(Arc::clone(
+                &services,
+            ))))
+            .add_service(CaseServiceServer::new(CaseApi))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = shutdown_signal.await;
+            });
+        let server = tokio::spawn(serve);
+
+        probe(&services.store, &health).await;
+        let prober = tokio::spawn(probe_forever(
+            Arc::clone(&services.store),
+            health.clone(),
+            config.health_probe_interval,
+        ));
+
+        tracing::info!(%address, engine = ?services.store.engine(), "serving gRPC and gRPC-Web");
+        Ok(Application {
+            address,
+            services,
+            health,
+            shutdown: Some(shutdown),
+            server,
+            prober,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.services.store)
+    }
+
+    /// Checks the database now and updates the health service; returns
+    /// whether it is reachable.
+    pub async fn probe_health(&self) -> bool {
+        probe(&self.services.store, &self.health).await
+    }
+
+    /// Runs until the server stops on its own (an error) or is shut down.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let result = (&mut self.server).await;
+        self.prober.abort();
+        result
+            .context("The server task panicked")?
+            .context("The server failed")
+    }
+
+    /// Stops accepting connections, lets open calls finish, and returns.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.wait().await
+    }
+}
+
+async fn build_services(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
+    let store = store::connect(&config.database_url, config.database_max_connections).await?;
+    let limiter: Arc<dyn RateLimiter> = match &config.redis_url {
+        Some(url) => Arc::new(RedisLimiter::connect(url, &config.redis_prefix).await?),
+        None => Arc::new(MemoryLimiter::new()),
+    };
+    let standard = match &config.categories_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("Failed to read {}", path.display()))?;
+            CategoryStandard::from_json(&text)?
+        }
+        None => CategoryStandard::bundled(),
+    };
+
+    Ok(Services {
+        store,
+        bus: Arc::new(LocalBus::new()),
+        limiter,
+        clock,
+        standard: Arc::new(standard),
+        service_area: config.service_area,
+        cipher: PhoneCipher::new(&config.keys.data_keys)?,
+        signer: TokenSigner::new(config.keys.token_secret.clone(), config.access_token_ttl),
+        filing_quota: config.filing_quota,
+        refresh_token_ttl: config.refresh_token_ttl,
+        dev_sign_in: config.dev_sign_in,
+    })
+}
+
+/// Browsers may call over gRPC-Web only from the configured origins.
+/// Mini-programs are not browsers and need no CORS at all.
+fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
+    let origins = origins
+        .iter()
+        .map(|origin| {
+            origin
+                .parse()
+                .with_context(|| format!("Bad CORS origin {origin:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let header = HeaderName::from_static;
+    Ok(CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header("content-type"),
+            header("authorization"),
+            header("x-grpc-web"),
+            header("x-user-agent"),
+            header("grpc-timeout"),
+        ])
+        .expose_headers([
+            header("grpc-status"),
+            header("grpc-message"),
+            header("grpc-status-details-bin"),
+        ])
+        .max_age(Duration::from_secs(86_400)))
+}
+
+async fn probe(store: &Arc<dyn Store>, health: &HealthReporter) -> bool {
+    let reachable = match store.ping().await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::error!(error = %format!("{error:#}"), "database unreachable");
+            false
+        }
+    };
+    let status = if reachable {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    for name in HEALTH_NAMES {
+        health.set_service_status(*name, status).await;
+    }
+    reachable
+}
+
+async fn probe_forever(store: Arc<dyn Store>, health: HealthReporter, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        probe(&store, &health).await;
+    }
+}

@@ -1,0 +1,35 @@
+//! The schema migrations, compiled into the binary so that a deployed server
+//! needs no files beside it.
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+use super::Engine;
+
+/// (version, description, PostgreSQL SQL, SQLite SQL)
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "initial schema",
+    include_str!("../../migrations/postgres/0001_initial.sql"),
+    include_str!("../../migrations/sqlite/0001_initial.sql"),
+)];
+
+pub fn migrator(engine: Engine) -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(version, description, postgres, sqlite)| {
+            let sql = match engine {
+                Engine::Postgres => postgres,
+                Engine::Sqlite => sqlite,
+            };
+            Migration::new(
+                *version,
+                (*description).into(),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
