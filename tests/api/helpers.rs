@@ -1,0 +1,324 @@
+//! Starting a server for one test, and talking to it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use huying::clock::ManualClock;
+use huying::config::Config;
+use huying::proto::v1 as pb;
+use huying::proto::v1::auth_service_client::AuthServiceClient;
+use huying::proto::v1::citizen_service_client::CitizenServiceClient;
+use huying::security::Keys;
+use huying::startup::Application;
+use huying::store::Store;
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+use tokio::sync::Mutex;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+/// Runs a test body once per engine, as two tests named after the engine.
+macro_rules! on_both_engines {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Engine::Sqlite).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name($crate::helpers::Engine::Postgres).await;
+                }
+            }
+        )+
+    };
+}
+pub(crate) use on_both_engines;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// 10:00 in Shenzhen on a Thursday.
+pub fn test_start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 3, 2, 0, 0).unwrap()
+}
+
+pub struct TestApp {
+    pub app: Option<Application>,
+    pub address: SocketAddr,
+    pub clock: Arc<ManualClock>,
+    pub database_url: String,
+    _data_dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn(engine: Engine) -> TestApp {
+        TestApp::spawn_with(engine, |_| {}).await
+    }
+
+    /// Starts a server on a fresh database; `adjust` may change the config.
+    pub async fn spawn_with(engine: Engine, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match engine {
+            Engine::Sqlite => format!("sqlite://{}/huying.db", data_dir.path().display()),
+            Engine::Postgres => fresh_postgres_database().await,
+        };
+
+        let mut master = [0u8; 32];
+        rand::fill(&mut master);
+        let mut config =
+            Config::embedded_defaults(database_url.clone(), Keys::derived_from(&master));
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.dev_sign_in = true;
+        // Small pools keep parallel tests under PostgreSQL's connection limit.
+        config.database_max_connections = 3;
+        // Tests probe health explicitly; the background probe stays out of the way.
+        config.health_probe_interval = Duration::from_secs(3600);
+        if engine == Engine::Postgres {
+            config.redis_url = Some(redis_url());
+            config.redis_prefix = format!("huying-test:{}:", random_name());
+        }
+        adjust(&mut config);
+
+        let clock = Arc::new(ManualClock::new(test_start()));
+        let app = Application::start(config, clock.clone())
+            .await
+            .expect("the server starts");
+        TestApp {
+            address: app.address(),
+            app: Some(app),
+            clock,
+            database_url,
+            _data_dir: data_dir,
+        }
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.app.as_ref().expect("running").store()
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.address))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connects to the test server")
+    }
+
+    pub async fn auth(&self) -> AuthServiceClient<Channel> {
+        AuthServiceClient::new(self.channel().await)
+    }
+
+    /// Signs in through the development provider.
+    pub async fn sign_in(
+        &self,
+        subject: &str,
+        role: pb::Role,
+        unit_id: &str,
+    ) -> pb::SignInResponse {
+        self.auth()
+            .await
+            .sign_in(pb::SignInRequest {
+                credential: Some(pb::sign_in_request::Credential::Dev(pb::DevCredential {
+                    subject: subject.to_owned(),
+                    role: role.into(),
+                    unit_id: unit_id.to_owned(),
+                    display_name: subject.to_owned(),
+                })),
+            })
+            .await
+            .expect("signs in")
+            .into_inner()
+    }
+
+    /// A citizen client carrying a fresh citizen's access token.
+    pub async fn citizen(&self, subject: &str) -> CitizenClient {
+        let session = self.sign_in(subject, pb::Role::Citizen, "").await;
+        self.citizen_with_token(&session.session.unwrap().access_token)
+            .await
+    }
+
+    pub async fn citizen_with_token(&self, token: &str) -> CitizenClient {
+        CitizenServiceClient::with_interceptor(self.channel().await, Bearer::new(token))
+    }
+}
+
+pub type CitizenClient = CitizenServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl Bearer {
+    pub fn new(token: &str) -> Bearer {
+        Bearer(Some(
+            format!("Bearer {token}").parse().expect("ascii token"),
+        ))
+    }
+
+    pub fn none() -> Bearer {
+        Bearer(None)
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A valid filing request for the bundled standard, in the district.
+pub fn filing(request_id: &str) -> pb::FileComplaintRequest {
+    pb::FileComplaintRequest {
+        request_id: request_id.to_owned(),
+        kind: pb::ComplaintKind::Complaint.into(),
+        channel: pb::Channel::MiniProgram.into(),
+        text: "坪山大道旁的垃圾堆了三天没人清理，气味很大。".to_owned(),
+        category_code: "010102".to_owned(),
+        location: Some(pb::Location {
+            address: "坪山街道坪山大道1号".to_owned(),
+            coordinates: Some(pb::Coordinates {
+                latitude: 22.690,
+                longitude: 114.345,
+                datum: pb::Datum::Gcj02.into(),
+            }),
+        }),
+        contact_phone: "13812345678".to_owned(),
+        photo_ids: vec!["upload-1".to_owned()],
+    }
+}
+
+pub fn random_name() -> String {
+    let mut bytes = [0u8; 8];
+    rand::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn admin_database_url() -> String {
+    std::env::var("HUYING_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("HUYING_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("a database URL has a path");
+    format!("{base}/{name}")
+}
+
+/// One migrated template per test run's schema; each test clones it.
+/// The advisory lock makes concurrent test processes build it only once.
+async fn template_database() -> String {
+    static TEMPLATE: OnceLock<Mutex<Option<String>>> = OnceLock::new();
+    let mut template = TEMPLATE.get_or_init(|| Mutex::new(None)).lock().await;
+    if let Some(name) = template.as_ref() {
+        return name.clone();
+    }
+
+    let admin = admin_database_url();
+    let mut connection = PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL for tests");
+    sqlx::query("SELECT pg_advisory_lock(4870001)")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+
+    let name = format!("huying_template_{}", schema_digest());
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(&name)
+        .fetch_optional(&mut connection)
+        .await
+        .unwrap();
+    if exists.is_none() {
+        let staging = format!("{name}_staging");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {staging}"
+        )))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {staging}")))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        let store = huying::store::postgres::PgStore::connect(&with_database(&admin, &staging), 1)
+            .await
+            .expect("migrates the template");
+        store.pool().close().await;
+        // Renamed only once complete, so a half-built template is never cloned.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {staging} RENAME TO {name}"
+        )))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    }
+
+    sqlx::query("SELECT pg_advisory_unlock(4870001)")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    *template = Some(name.clone());
+    name
+}
+
+/// Changes whenever a migration changes, so a stale template is never used.
+fn schema_digest() -> String {
+    use sha2::{Digest, Sha256};
+    let sql = include_str!("../../migrations/postgres/0001_initial.sql");
+    let digest = Sha256::digest(sql.as_bytes());
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn fresh_postgres_database() -> String {
+    let template = template_database().await;
+    let name = format!("huying_test_{}", random_name());
+    let admin = admin_database_url();
+    let mut connection = PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL for tests");
+
+    // Cloning fails while another session is connected to the template;
+    // that only happens for a moment while another process creates it.
+    for attempt in 0.. {
+        let created = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {name} TEMPLATE {template}"
+        )))
+        .execute(&mut connection)
+        .await;
+        match created {
+            Ok(_) => break,
+            Err(error) if attempt < 20 && error.to_string().contains("being accessed") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("failed to create a test database: {error}"),
+        }
+    }
+    with_database(&admin, &name)
+}
+
+/// The code of a failed call, with its message for assertion output.
+pub fn code_of<T: std::fmt::Debug>(result: Result<T, Status>) -> tonic::Code {
+    match result {
+        Ok(value) => panic!("expected an error, got {value:?}"),
+        Err(status) => status.code(),
+    }
+}

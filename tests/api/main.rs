@@ -1,0 +1,18 @@
+//! Integration tests: each starts the real server on 127.0.0.1:0 and talks
+//! to it through generated tonic clients, on SQLite and on PostgreSQL (with
+//! Redis). All modules compile into this one test binary.
+
+mod helpers;
+
+mod access;
+mod filing;
+mod grpc_web;
+mod health;
+mod isolation;
+mod listing;
+mod privacy;
+mod rate_limit;
+mod rating;
+mod sessions;
+mod validation;
+mod watch;
