@@ -8,21 +8,31 @@ use huying::clock::SystemClock;
 use huying::config::Config;
 use huying::startup::Application;
 
+/// How long unary calls in flight may take to finish on shutdown.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env().context("Failed to read the configuration")?;
     huying::telemetry::init(config.log_format);
 
     let embedded = config.is_embedded();
-    let app = Application::start(config, Arc::new(SystemClock)).await?;
+    let mut app = Application::start(config, Arc::new(SystemClock)).await?;
     print_welcome(app.address(), embedded);
 
     tokio::select! {
-        result = shutdown_signal() => result?,
-        // `wait` only returns early if the server fails.
+        signal = shutdown_signal() => signal?,
+        // Only a failure ends the server before a signal does.
+        failure = app.finished() => return failure,
     }
     tracing::info!("shutting down");
-    app.stop().await
+    match tokio::time::timeout(SHUTDOWN_GRACE, app.stop()).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("calls still open after the grace period; exiting");
+            Ok(())
+        }
+    }
 }
 
 fn print_welcome(address: std::net::SocketAddr, embedded: bool) {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use http::{HeaderName, Method};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
@@ -47,6 +47,7 @@ pub struct Application {
     services: Arc<Services>,
     health: HealthReporter,
     shutdown: Option<oneshot::Sender<()>>,
+    stopping: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     prober: JoinHandle<()>,
 }
@@ -54,7 +55,8 @@ pub struct Application {
 impl Application {
     /// Connects to the adapters, binds the port and starts serving.
     pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
-        let services = Arc::new(build_services(&config, clock).await?);
+        let (stopping, stopping_signal) = watch::channel(false);
+        let services = Arc::new(build_services(&config, clock, stopping_signal).await?);
 
         let listener = TcpListener::bind(config.listen)
             .await
@@ -62,10 +64,16 @@ impl Application {
         let address = listener.local_addr()?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
+        // Both reflection versions: many deployed tools (grpcurl before
+        // 1.9, for one) still speak only v1alpha.
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .build_v1()
             .context("Failed to build the reflection service")?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .context("Failed to build the v1alpha reflection service")?;
 
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();
         let serve = Server::builder()
@@ -76,6 +84,7 @@ impl Application {
             .layer(AccessLayer::new(Arc::clone(&services)))
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(reflection_v1alpha)
             .add_service(AuthServiceServer::new(AuthApi::new(Arc::clone(&services))))
             .add_service(CitizenServiceServer::new(CitizenApi::new(Arc::clone(
                 &services,
@@ -99,6 +108,7 @@ impl Application {
             services,
             health,
             shutdown: Some(shutdown),
+            stopping,
             server,
             prober,
         })
@@ -118,8 +128,9 @@ impl Application {
         probe(&self.services.store, &self.health).await
     }
 
-    /// Runs until the server stops on its own (an error) or is shut down.
-    pub async fn wait(mut self) -> anyhow::Result<()> {
+    /// Resolves when the server task ends: after `stop`, or on a failure.
+    /// Call it at most once to completion.
+    pub async fn finished(&mut self) -> anyhow::Result<()> {
         let result = (&mut self.server).await;
         self.prober.abort();
         result
@@ -127,16 +138,22 @@ impl Application {
             .context("The server failed")
     }
 
-    /// Stops accepting connections, lets open calls finish, and returns.
+    /// Stops accepting connections, ends open streams, lets unary calls
+    /// finish, and returns.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.stopping.send(true);
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        self.wait().await
+        self.finished().await
     }
 }
 
-async fn build_services(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
+async fn build_services(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    stopping: watch::Receiver<bool>,
+) -> anyhow::Result<Services> {
     let store = store::connect(&config.database_url, config.database_max_connections).await?;
     let limiter: Arc<dyn RateLimiter> = match &config.redis_url {
         Some(url) => Arc::new(RedisLimiter::connect(url, &config.redis_prefix).await?),
@@ -163,6 +180,7 @@ async fn build_services(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         filing_quota: config.filing_quota,
         refresh_token_ttl: config.refresh_token_ttl,
         dev_sign_in: config.dev_sign_in,
+        stopping,
     })
 }
 

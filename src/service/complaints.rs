@@ -256,12 +256,15 @@ struct TimelineWatch {
 
 impl TimelineWatch {
     async fn run(mut self, mut subscription: crate::bus::Subscription) {
+        let mut stopping = self.services.stopping.clone();
         if self.catch_up().await.is_err() {
             return;
         }
         loop {
             let message = tokio::select! {
                 _ = self.sender.closed() => return,
+                // The client reconnects elsewhere and resumes by sequence.
+                _ = stopping.wait_for(|stopping| *stopping) => return,
                 message = subscription.next() => message,
             };
             let delivered = match message {

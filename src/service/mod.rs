@@ -28,4 +28,7 @@ pub struct Services {
     pub filing_quota: Quota,
     pub refresh_token_ttl: chrono::Duration,
     pub dev_sign_in: bool,
+    /// Turns true when the server is stopping, so that long-lived streams
+    /// end and graceful shutdown does not wait for clients to hang up.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }

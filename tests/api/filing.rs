@@ -130,3 +130,48 @@ async fn a_reused_request_id_with_other_content_is_refused(engine: crate::helper
         status.message()
     );
 }
+
+on_both_engines!(the_contact_phone_is_stored_encrypted);
+
+async fn the_contact_phone_is_stored_encrypted(engine: crate::helpers::Engine) {
+    let app = TestApp::spawn(engine).await;
+    let mut citizen = app.citizen("alice").await;
+    let id: i64 = citizen
+        .file_complaint(filing("req-cipher-001"))
+        .await
+        .unwrap()
+        .into_inner()
+        .complaint
+        .unwrap()
+        .id
+        .parse()
+        .unwrap();
+
+    let stored: (Option<String>, Option<String>) = match engine {
+        crate::helpers::Engine::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+            sqlx::query_as(
+                "SELECT contact_phone_cipher, contact_phone_masked FROM complaints WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+        crate::helpers::Engine::Postgres => {
+            let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+            sqlx::query_as(
+                "SELECT contact_phone_cipher, contact_phone_masked FROM complaints WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+
+    let cipher = stored.0.expect("a ciphertext is stored");
+    assert!(cipher.starts_with("v1:"), "the key version leads: {cipher}");
+    assert!(!cipher.contains("12345678"));
+    assert_eq!(stored.1.as_deref(), Some("138****5678"));
+}

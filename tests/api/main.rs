@@ -5,6 +5,7 @@
 mod helpers;
 
 mod access;
+mod categories;
 mod filing;
 mod grpc_web;
 mod health;

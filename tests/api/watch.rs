@@ -105,3 +105,41 @@ async fn a_stream_resumes_after_a_sequence(engine: crate::helpers::Engine) {
         "the event the client already had is not sent again"
     );
 }
+
+#[tokio::test]
+async fn stopping_the_server_ends_open_streams() {
+    let mut app = TestApp::spawn(crate::helpers::Engine::Sqlite).await;
+    let mut citizen = app.citizen("alice").await;
+    let id = citizen
+        .file_complaint(filing("req-stop-00001"))
+        .await
+        .unwrap()
+        .into_inner()
+        .complaint
+        .unwrap()
+        .id;
+    let mut stream = citizen
+        .watch_complaint(pb::WatchComplaintRequest {
+            complaint_id: id,
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    timeout(DELIVERY_BOUND, stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    let server = app.app.take().unwrap();
+    timeout(DELIVERY_BOUND, server.stop())
+        .await
+        .expect("a held stream does not block shutdown")
+        .unwrap();
+    let end = timeout(DELIVERY_BOUND, stream.next()).await.unwrap();
+    assert!(
+        !matches!(end, Some(Ok(_))),
+        "no event after the server stopped: {end:?}"
+    );
+}
