@@ -322,3 +322,15 @@ pub fn code_of<T: std::fmt::Debug>(result: Result<T, Status>) -> tonic::Code {
         Err(status) => status.code(),
     }
 }
+
+/// Files the standard test complaint and returns its id.
+pub async fn file_one(citizen: &mut CitizenClient, request_id: &str) -> String {
+    citizen
+        .file_complaint(filing(request_id))
+        .await
+        .expect("files a complaint")
+        .into_inner()
+        .complaint
+        .expect("the response carries the complaint")
+        .id
+}

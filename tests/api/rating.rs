@@ -6,7 +6,7 @@ use huying::domain::complaint::{
 use huying::proto::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::{TestApp, filing, on_both_engines};
+use crate::helpers::{TestApp, file_one, on_both_engines};
 
 on_both_engines!(
     a_resolved_complaint_is_rated_once_per_resolution,
@@ -54,14 +54,7 @@ async fn resolve_through_store(app: &TestApp, id: &str) {
 async fn a_resolved_complaint_is_rated_once_per_resolution(engine: crate::helpers::Engine) {
     let app = TestApp::spawn(engine).await;
     let mut citizen = app.citizen("alice").await;
-    let id = citizen
-        .file_complaint(filing("req-rate-00001"))
-        .await
-        .unwrap()
-        .into_inner()
-        .complaint
-        .unwrap()
-        .id;
+    let id = file_one(&mut citizen, "req-rate-00001").await;
 
     let early = citizen
         .rate_complaint(rate(&id, pb::Satisfaction::Satisfied))
@@ -101,14 +94,7 @@ async fn a_resolved_complaint_is_rated_once_per_resolution(engine: crate::helper
 async fn only_a_received_complaint_can_be_withdrawn(engine: crate::helpers::Engine) {
     let app = TestApp::spawn(engine).await;
     let mut citizen = app.citizen("alice").await;
-    let id = citizen
-        .file_complaint(filing("req-withdraw-01"))
-        .await
-        .unwrap()
-        .into_inner()
-        .complaint
-        .unwrap()
-        .id;
+    let id = file_one(&mut citizen, "req-withdraw-01").await;
     resolve_through_store(&app, &id).await;
 
     let refused = citizen

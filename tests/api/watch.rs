@@ -5,7 +5,7 @@ use huying::proto::v1 as pb;
 use tokio::time::timeout;
 use tokio_stream::StreamExt;
 
-use crate::helpers::{TestApp, filing, on_both_engines};
+use crate::helpers::{TestApp, file_one, on_both_engines};
 
 on_both_engines!(
     a_stream_delivers_an_event_written_after_it_opened,
@@ -19,14 +19,7 @@ const DELIVERY_BOUND: Duration = Duration::from_secs(10);
 async fn a_stream_delivers_an_event_written_after_it_opened(engine: crate::helpers::Engine) {
     let app = TestApp::spawn(engine).await;
     let mut citizen = app.citizen("alice").await;
-    let id = citizen
-        .file_complaint(filing("req-watch-0001"))
-        .await
-        .unwrap()
-        .into_inner()
-        .complaint
-        .unwrap()
-        .id;
+    let id = file_one(&mut citizen, "req-watch-0001").await;
 
     let mut stream = citizen
         .watch_complaint(pb::WatchComplaintRequest {
@@ -70,14 +63,7 @@ async fn a_stream_delivers_an_event_written_after_it_opened(engine: crate::helpe
 async fn a_stream_resumes_after_a_sequence(engine: crate::helpers::Engine) {
     let app = TestApp::spawn(engine).await;
     let mut citizen = app.citizen("alice").await;
-    let id = citizen
-        .file_complaint(filing("req-resume-001"))
-        .await
-        .unwrap()
-        .into_inner()
-        .complaint
-        .unwrap()
-        .id;
+    let id = file_one(&mut citizen, "req-resume-001").await;
     citizen
         .withdraw_complaint(pb::WithdrawComplaintRequest {
             complaint_id: id.clone(),
@@ -110,14 +96,7 @@ async fn a_stream_resumes_after_a_sequence(engine: crate::helpers::Engine) {
 async fn stopping_the_server_ends_open_streams() {
     let mut app = TestApp::spawn(crate::helpers::Engine::Sqlite).await;
     let mut citizen = app.citizen("alice").await;
-    let id = citizen
-        .file_complaint(filing("req-stop-00001"))
-        .await
-        .unwrap()
-        .into_inner()
-        .complaint
-        .unwrap()
-        .id;
+    let id = file_one(&mut citizen, "req-stop-00001").await;
     let mut stream = citizen
         .watch_complaint(pb::WatchComplaintRequest {
             complaint_id: id,
