@@ -14,6 +14,7 @@ mod listing;
 mod privacy;
 mod rate_limit;
 mod rating;
+mod reflection;
 mod sessions;
 mod validation;
 mod watch;
