@@ -188,10 +188,13 @@ fn admit(
         return Ok(None);
     };
 
+    // The scheme name is case-insensitive (RFC 9110).
     let token = authorization
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|value| value.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .ok_or_else(|| Status::unauthenticated("send `authorization: Bearer <access token>`"))?;
-    let principal = services.authenticate(token.trim())?;
+    let principal = services.authenticate(token)?;
     if !roles.contains(&principal.role) {
         return Err(Status::permission_denied(format!(
             "the {} role may not call this method",
