@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "huying/v1/auth.proto",
     "huying/v1/citizen.proto",
     "huying/v1/case.proto",
+    "huying/v1/directory.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

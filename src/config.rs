@@ -44,6 +44,9 @@ pub struct Config {
     pub refresh_token_ttl: chrono::Duration,
     /// How often the health service re-checks the database.
     pub health_probe_interval: Duration,
+    /// How often the supervision loop runs; `None` runs none (tests drive it).
+    pub supervision_interval: Option<Duration>,
+    pub supervision: crate::service::supervision::SupervisionPolicy,
     pub log_format: LogFormat,
 }
 
@@ -133,6 +136,8 @@ impl Config {
             access_token_ttl: chrono::Duration::minutes(15),
             refresh_token_ttl: chrono::Duration::days(30),
             health_probe_interval: Duration::from_secs(5),
+            supervision_interval: Some(Duration::from_secs(60)),
+            supervision: Default::default(),
             log_format: LogFormat::Text,
         }
     }

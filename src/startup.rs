@@ -19,7 +19,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::api::access::AccessLayer;
 use crate::api::logging::RpcLogLayer;
-use crate::api::{AuthApi, CaseApi, CitizenApi};
+use crate::api::{AuthApi, CaseApi, CitizenApi, DirectoryApi};
 use crate::bus::LocalBus;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -29,8 +29,10 @@ use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::auth_service_server::AuthServiceServer;
 use crate::proto::v1::case_service_server::CaseServiceServer;
 use crate::proto::v1::citizen_service_server::CitizenServiceServer;
+use crate::proto::v1::directory_service_server::DirectoryServiceServer;
 use crate::security::{PhoneCipher, TokenSigner};
 use crate::service::Services;
+use crate::service::reference::Reference;
 use crate::store::{self, Store};
 
 /// The services whose health is reported, besides the server as a whole ("").
@@ -39,6 +41,7 @@ const HEALTH_NAMES: &[&str] = &[
     "huying.v1.AuthService",
     "huying.v1.CitizenService",
     "huying.v1.CaseService",
+    "huying.v1.DirectoryService",
 ];
 
 /// A running server.
@@ -50,6 +53,7 @@ pub struct Application {
     stopping: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     prober: JoinHandle<()>,
+    supervisor: Option<JoinHandle<()>>,
 }
 
 impl Application {
@@ -91,7 +95,10 @@ impl Application {
             .add_service(CitizenServiceServer::new(CitizenApi::new(Arc::clone(
                 &services,
             ))))
-            .add_service(CaseServiceServer::new(CaseApi))
+            .add_service(CaseServiceServer::new(CaseApi::new(Arc::clone(&services))))
+            .add_service(DirectoryServiceServer::new(DirectoryApi::new(Arc::clone(
+                &services,
+            ))))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = shutdown_signal.await;
             });
@@ -103,6 +110,9 @@ impl Application {
             health.clone(),
             config.health_probe_interval,
         ));
+        let supervisor = config
+            .supervision_interval
+            .map(|every| tokio::spawn(supervise_forever(Arc::clone(&services), every)));
 
         tracing::info!(%address, engine = ?services.store.engine(), "serving gRPC and gRPC-Web");
         Ok(Application {
@@ -113,6 +123,7 @@ impl Application {
             stopping,
             server,
             prober,
+            supervisor,
         })
     }
 
@@ -122,6 +133,15 @@ impl Application {
 
     pub fn store(&self) -> Arc<dyn Store> {
         Arc::clone(&self.services.store)
+    }
+
+    /// Runs one supervision tick at `now` (the loop's step, for tests and
+    /// tools that drive time themselves).
+    pub async fn supervise(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<crate::service::supervision::TickReport> {
+        self.services.supervise(now).await
     }
 
     /// Checks the database now and updates the health service; returns
@@ -135,6 +155,9 @@ impl Application {
     pub async fn finished(&mut self) -> anyhow::Result<()> {
         let result = (&mut self.server).await;
         self.prober.abort();
+        if let Some(supervisor) = &self.supervisor {
+            supervisor.abort();
+        }
         result
             .context("The server task panicked")?
             .context("The server failed")
@@ -170,7 +193,7 @@ async fn build_services(
         None => CategoryStandard::bundled(),
     };
 
-    Ok(Services {
+    let services = Services {
         store,
         bus: Arc::new(LocalBus::new()),
         limiter,
@@ -183,7 +206,11 @@ async fn build_services(
         refresh_token_ttl: config.refresh_token_ttl,
         dev_sign_in: config.dev_sign_in,
         stopping,
-    })
+        reference: std::sync::RwLock::new(Arc::new(Reference::bundled())),
+        supervision: config.supervision.clone(),
+    };
+    services.load_reference().await?;
+    Ok(services)
 }
 
 /// Browsers may call over gRPC-Web only from the configured origins.
@@ -233,6 +260,22 @@ async fn probe(store: &Arc<dyn Store>, health: &HealthReporter) -> bool {
         health.set_service_status(*name, status).await;
     }
     reachable
+}
+
+/// Every replica runs this; marks in the store make each firing happen once.
+async fn supervise_forever(services: Arc<Services>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        let refreshed = services.load_reference().await;
+        let result = match refreshed {
+            Ok(()) => services.supervise(services.clock.now()).await.map(|_| ()),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = result {
+            tracing::error!(error = %format!("{error:#}"), "supervision tick failed");
+        }
+    }
 }
 
 async fn probe_forever(store: Arc<dyn Store>, health: HealthReporter, every: Duration) {

@@ -51,6 +51,20 @@ const CASE_READERS: &[Role] = &[
 ];
 const DISPATCH: &[Role] = &[Dispatcher];
 const HANDLING: &[Role] = &[Handler, UnitSupervisor];
+const SUPERVISORS: &[Role] = &[UnitSupervisor, DistrictSupervisor];
+const FOLLOW_UP: &[Role] = &[Dispatcher, DistrictSupervisor];
+const SYSTEM_ADMIN: &[Role] = &[SystemAdmin];
+/// Every staff role reads the directory and calendar.
+const STAFF: &[Role] = &[
+    Dispatcher,
+    Handler,
+    UnitSupervisor,
+    DistrictSupervisor,
+    Auditor,
+    SystemAdmin,
+    SecurityAdmin,
+    AuditAdmin,
+];
 
 const fn rule(method: &'static str, audience: Audience, scope: Scope) -> Rule {
     Rule {
@@ -122,6 +136,11 @@ pub const RULES: &[Rule] = &[
         Scope::UnitCases,
     ),
     rule(
+        "/huying.v1.CaseService/ListCaseEvents",
+        Audience::Roles(CASE_READERS),
+        Scope::UnitCases,
+    ),
+    rule(
         "/huying.v1.CaseService/RegisterCase",
         Audience::Roles(DISPATCH),
         Scope::UnitCases,
@@ -137,7 +156,17 @@ pub const RULES: &[Rule] = &[
         Scope::UnitCases,
     ),
     rule(
+        "/huying.v1.CaseService/AnswerConsultation",
+        Audience::Roles(DISPATCH),
+        Scope::UnitCases,
+    ),
+    rule(
         "/huying.v1.CaseService/DispatchCase",
+        Audience::Roles(DISPATCH),
+        Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.CaseService/MergeCase",
         Audience::Roles(DISPATCH),
         Scope::UnitCases,
     ),
@@ -147,7 +176,17 @@ pub const RULES: &[Rule] = &[
         Scope::UnitCases,
     ),
     rule(
+        "/huying.v1.CaseService/ReportPart",
+        Audience::Roles(HANDLING),
+        Scope::UnitCases,
+    ),
+    rule(
         "/huying.v1.CaseService/AddProgressNote",
+        Audience::Roles(HANDLING),
+        Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.CaseService/RequestExtension",
         Audience::Roles(HANDLING),
         Scope::UnitCases,
     ),
@@ -155,6 +194,41 @@ pub const RULES: &[Rule] = &[
         "/huying.v1.CaseService/ResolveCase",
         Audience::Roles(HANDLING),
         Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.CaseService/DecideExtension",
+        Audience::Roles(SUPERVISORS),
+        Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.CaseService/RecordFollowUp",
+        Audience::Roles(FOLLOW_UP),
+        Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.DirectoryService/ListUnits",
+        Audience::Roles(STAFF),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.DirectoryService/ListStaff",
+        Audience::Roles(STAFF),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.DirectoryService/GetCalendar",
+        Audience::Roles(STAFF),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.DirectoryService/SaveUnit",
+        Audience::Roles(SYSTEM_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.DirectoryService/LoadCalendarYear",
+        Audience::Roles(SYSTEM_ADMIN),
+        Scope::Anything,
     ),
 ];
 

@@ -149,6 +149,12 @@ fn event_kind_to_proto(kind: EventKind) -> pb::EventKind {
         EventKind::Merged => pb::EventKind::Merged,
         EventKind::Reminder => pb::EventKind::Reminder,
         EventKind::Escalated => pb::EventKind::Escalated,
+        EventKind::Overdue => pb::EventKind::Overdue,
+        EventKind::Reported => pb::EventKind::Reported,
+        EventKind::ExtensionRequested => pb::EventKind::ExtensionRequested,
+        EventKind::ExtensionRefused => pb::EventKind::ExtensionRefused,
+        EventKind::FollowUp => pb::EventKind::FollowUp,
+        EventKind::Answered => pb::EventKind::Answered,
     }
 }
 
@@ -204,7 +210,7 @@ pub fn complaint(complaint: &Complaint) -> pb::Complaint {
         photo_ids: complaint.photo_ids.clone(),
         created_at: Some(timestamp(complaint.created_at)),
         updated_at: Some(timestamp(complaint.updated_at)),
-        deadline: complaint.deadline.map(timestamp),
+        deadline: complaint.handling.deadline.map(timestamp),
         status_reason: complaint.status_reason.clone().unwrap_or_default(),
         resolution_round: complaint.resolution_round,
         rating: complaint.rating.as_ref().map(|rating| pb::Rating {
@@ -254,4 +260,115 @@ pub fn category(category: &Category) -> pb::Category {
         redirect_to: category.redirect_to.clone().unwrap_or_default(),
         children: category.children.iter().map(self::category).collect(),
     }
+}
+
+pub fn case(case: &crate::domain::case::Case) -> pb::Case {
+    use crate::domain::case::AssignmentStatus;
+    let handling = &case.complaint.handling;
+    pb::Case {
+        complaint: Some(complaint(&case.complaint)),
+        version: case.complaint.version,
+        owner_unit_id: handling.owner_unit_id.clone().unwrap_or_default(),
+        lead_unit_id: handling.lead_unit_id.clone().unwrap_or_default(),
+        assignments: case
+            .assignments
+            .iter()
+            .map(|a| pb::Assignment {
+                unit_id: a.unit_id.clone(),
+                lead: a.lead,
+                status: match a.status {
+                    AssignmentStatus::Assigned => pb::AssignmentStatus::Assigned,
+                    AssignmentStatus::Reported => pb::AssignmentStatus::Reported,
+                    AssignmentStatus::Returned => pb::AssignmentStatus::Returned,
+                }
+                .into(),
+                note: a.note.clone().unwrap_or_default(),
+                assigned_at: Some(timestamp(a.assigned_at)),
+            })
+            .collect(),
+        deadline_provisional: handling.deadline_provisional,
+        overdue: handling.overdue,
+        escalation_level: handling.escalation_level,
+        rework_round: handling.rework_round,
+        pending_extension: handling.extension.as_ref().map(|e| pb::PendingExtension {
+            unit_id: e.unit_id.clone(),
+            until: Some(timestamp(e.until)),
+            reason: e.reason.clone(),
+        }),
+        merged_into: handling
+            .merged_into
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        accepted_at: handling.accepted_at.map(timestamp),
+        resolved_at: handling.resolved_at.map(timestamp),
+        resolved_on_time: handling.resolved_on_time.unwrap_or(false),
+        resolution_summary: handling.resolution_summary.clone().unwrap_or_default(),
+    }
+}
+
+pub fn case_event(event: &ComplaintEvent) -> pb::CaseEvent {
+    pb::CaseEvent {
+        event: Some(self::event(event)),
+        visible_to_citizen: event.visible_to_citizen,
+        unit_id: event.unit_id.clone().unwrap_or_default(),
+        actor_account_id: event.actor_id.map(|a| a.to_string()).unwrap_or_default(),
+    }
+}
+
+pub fn time_from_proto(
+    field: &str,
+    at: Option<Timestamp>,
+) -> Result<DateTime<Utc>, crate::domain::DomainError> {
+    at.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+        .ok_or_else(|| crate::domain::DomainError::invalid(field, "must be a valid time"))
+}
+
+pub fn unit(unit: &crate::domain::directory::Unit) -> pb::Unit {
+    use crate::domain::directory::UnitKind;
+    pb::Unit {
+        id: unit.id.clone(),
+        kind: match unit.kind {
+            UnitKind::Centre => pb::UnitKind::Centre,
+            UnitKind::Fallback => pb::UnitKind::Fallback,
+            UnitKind::Subdistrict => pb::UnitKind::Subdistrict,
+            UnitKind::SubdistrictOffice => pb::UnitKind::SubdistrictOffice,
+            UnitKind::Community => pb::UnitKind::Community,
+            UnitKind::Department => pb::UnitKind::Department,
+            UnitKind::Utility => pb::UnitKind::Utility,
+            UnitKind::Contractor => pb::UnitKind::Contractor,
+        }
+        .into(),
+        name_zh: unit.name_zh.clone(),
+        name_en: unit.name_en.clone(),
+        parent_id: unit.parent_id.clone().unwrap_or_default(),
+    }
+}
+
+pub fn unit_from_proto(
+    unit: pb::Unit,
+) -> Result<crate::domain::directory::Unit, crate::domain::DomainError> {
+    use crate::domain::directory::UnitKind;
+    let kind = match pb::UnitKind::try_from(unit.kind).unwrap_or(pb::UnitKind::Unspecified) {
+        pb::UnitKind::Unspecified => {
+            return Err(crate::domain::DomainError::invalid(
+                "unit.kind",
+                "must be set",
+            ));
+        }
+        pb::UnitKind::Centre => UnitKind::Centre,
+        pb::UnitKind::Fallback => UnitKind::Fallback,
+        pb::UnitKind::Subdistrict => UnitKind::Subdistrict,
+        pb::UnitKind::SubdistrictOffice => UnitKind::SubdistrictOffice,
+        pb::UnitKind::Community => UnitKind::Community,
+        pb::UnitKind::Department => UnitKind::Department,
+        pb::UnitKind::Utility => UnitKind::Utility,
+        pb::UnitKind::Contractor => UnitKind::Contractor,
+    };
+    Ok(crate::domain::directory::Unit {
+        id: unit.id,
+        kind,
+        name_zh: unit.name_zh,
+        name_en: unit.name_en,
+        parent_id: (!unit.parent_id.is_empty()).then_some(unit.parent_id),
+    })
 }

@@ -7,12 +7,14 @@ mod auth;
 mod case;
 mod citizen;
 mod convert;
+mod directory;
 pub mod logging;
 mod status;
 
 pub use auth::AuthApi;
 pub use case::CaseApi;
 pub use citizen::CitizenApi;
+pub use directory::DirectoryApi;
 
 use tonic::{Request, Status};
 

@@ -117,6 +117,7 @@ mod tests {
             message: String::new(),
             visible_to_citizen: true,
             actor_id: None,
+            unit_id: None,
             occurred_at: Utc::now(),
         }
     }

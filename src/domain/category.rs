@@ -36,6 +36,23 @@ pub enum Urgency {
     Urgent,
 }
 
+impl Urgency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Urgency::Normal => "normal",
+            Urgency::Urgent => "urgent",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Urgency> {
+        match text {
+            "normal" => Some(Urgency::Normal),
+            "urgent" => Some(Urgency::Urgent),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Category {
     pub code: String,
@@ -192,9 +209,10 @@ impl FileNode {
 
         let urgency = match self.urgency.as_deref() {
             None => None,
-            Some("normal") => Some(Urgency::Normal),
-            Some("urgent") => Some(Urgency::Urgent),
-            Some(other) => bail!("category {}: unknown urgency {other:?}", self.code),
+            Some(text) => match Urgency::parse(text) {
+                Some(urgency) => Some(urgency),
+                None => bail!("category {}: unknown urgency {text:?}", self.code),
+            },
         };
         let redirect_to = self.time_limit.as_ref().and_then(|t| t.redirect.clone());
         let time_limit = match self.time_limit {

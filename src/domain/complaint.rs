@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::account::AccountId;
-use super::category::CategoryStandard;
+use super::calendar::Deadline;
+use super::case::Assignment;
+use super::category::{CategoryStandard, Urgency};
 use super::error::{DomainError, FieldViolation, Violations};
 use super::geo::{Datum, GeoPoint, ServiceArea};
 use super::phone::PhoneNumber;
@@ -118,6 +120,12 @@ stored_enum!(EventKind {
     Merged => "merged",
     Reminder => "reminder",
     Escalated => "escalated",
+    Overdue => "overdue",
+    Reported => "reported",
+    ExtensionRequested => "extension_requested",
+    ExtensionRefused => "extension_refused",
+    FollowUp => "follow_up",
+    Answered => "answered",
 });
 
 /// The client's idempotency key for one attempt to create something.
@@ -141,6 +149,11 @@ impl RequestId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A staff member's request id, kept apart from every citizen's ids.
+    pub fn for_staff(staff: AccountId, request_id: &RequestId) -> RequestId {
+        RequestId(format!("staff-{}-{}", staff.0, request_id.0))
     }
 }
 
@@ -219,22 +232,51 @@ pub struct ValidFiling {
 }
 
 impl FilingInput {
-    /// Checks every field, reporting all problems at once.
+    /// Checks every field of a citizen's own filing, reporting all
+    /// problems at once.
     pub fn parse(
         self,
         standard: &CategoryStandard,
         area: &ServiceArea,
+    ) -> Result<ValidFiling, DomainError> {
+        self.parse_from(standard, area, true)
+    }
+
+    /// The same checks for a matter staff register on a citizen's behalf,
+    /// which arrives by hotline, at a counter or by staff entry. The staff
+    /// request carries its own request id.
+    pub fn parse_for_staff(
+        mut self,
+        standard: &CategoryStandard,
+        area: &ServiceArea,
+    ) -> Result<ValidFiling, DomainError> {
+        if self.request_id.is_empty() {
+            self.request_id = "staff-registered".to_owned();
+        }
+        self.parse_from(standard, area, false)
+    }
+
+    fn parse_from(
+        self,
+        standard: &CategoryStandard,
+        area: &ServiceArea,
+        by_citizen: bool,
     ) -> Result<ValidFiling, DomainError> {
         let mut violations = Violations::default();
 
         let request_id = violations.check(RequestId::parse("request_id", &self.request_id));
         let kind = required(&mut violations, "kind", self.kind);
         let channel = required(&mut violations, "channel", self.channel);
-        if channel.is_some_and(|c| !c.is_mobile()) {
-            violations.push(
+        match channel {
+            Some(c) if by_citizen && !c.is_mobile() => violations.push(
                 "channel",
                 "citizens file through the mini-program or the app",
-            );
+            ),
+            Some(c) if !by_citizen && c.is_mobile() => violations.push(
+                "channel",
+                "staff register hotline, walk-in or staff-entered matters",
+            ),
+            _ => {}
         }
         let text = violations.check(parse_text(
             "text",
@@ -396,12 +438,48 @@ pub struct Complaint {
     pub photo_ids: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub deadline: Option<DateTime<Utc>>,
     pub resolution_round: u32,
     pub rating: Option<Rating>,
+    pub handling: Handling,
     pub last_sequence: u64,
     /// Bumped by every change; writers name the version they saw.
     pub version: u64,
+}
+
+/// The staff side of a complaint: who owns it, who handles it, and its clock.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Handling {
+    /// First-inquiry responsibility: the unit that first received the
+    /// matter owns it until it is formally handed over.
+    pub owner_unit_id: Option<String>,
+    pub lead_unit_id: Option<String>,
+    pub urgency: Option<Urgency>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// The deadline in force.
+    pub deadline: Option<DateTime<Utc>>,
+    /// Computed past the loaded holiday calendar, with weekends only.
+    pub deadline_provisional: bool,
+    pub overdue: bool,
+    /// How far up the hierarchy an overdue case has been urged (0 = not).
+    pub escalation_level: u32,
+    /// How many times an unsatisfied rating sent the case back.
+    pub rework_round: u32,
+    pub resolution_summary: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Judged at resolution against the deadline then in force.
+    pub resolved_on_time: Option<bool>,
+    pub closed_at: Option<DateTime<Utc>>,
+    /// The case this complaint was merged into as a duplicate.
+    pub merged_into: Option<ComplaintId>,
+    /// A pending extension request.
+    pub extension: Option<ExtensionRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtensionRequest {
+    pub unit_id: String,
+    pub until: DateTime<Utc>,
+    pub reason: String,
 }
 
 /// One node of a complaint's timeline.
@@ -414,6 +492,8 @@ pub struct ComplaintEvent {
     pub message: String,
     pub visible_to_citizen: bool,
     pub actor_id: Option<AccountId>,
+    /// The unit the event concerns (who returned, who was urged, …).
+    pub unit_id: Option<String>,
     pub occurred_at: DateTime<Utc>,
 }
 
@@ -425,6 +505,8 @@ pub struct EventDraft {
     pub message: String,
     pub visible_to_citizen: bool,
     pub actor_id: Option<AccountId>,
+    /// The unit the event concerns (who returned, who was urged, …).
+    pub unit_id: Option<String>,
     pub occurred_at: DateTime<Utc>,
 }
 
@@ -444,6 +526,8 @@ pub struct NewComplaint {
     pub contact_phone_masked: Option<String>,
     pub photo_ids: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// The staff unit that registered the matter (first inquiry), if any.
+    pub owner_unit_id: Option<String>,
     pub first_event: EventDraft,
 }
 
@@ -455,36 +539,41 @@ impl NewComplaint {
             message: "您的诉求已收到，正在等待审核。".to_owned(),
             visible_to_citizen: true,
             actor_id: Some(citizen_id),
+            unit_id: None,
             occurred_at: now,
         }
     }
 }
 
-/// A complaint's mutable state after a change, and the event recording it.
-/// Applied only if the stored version still equals `expected_version`.
+/// A complaint's new state and the events recording the change. Applied
+/// only if the stored version still equals `expected_version`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComplaintChange {
-    pub id: ComplaintId,
     pub expected_version: u64,
-    pub status: ComplaintStatus,
-    pub status_reason: Option<String>,
-    pub resolution_round: u32,
-    pub rating: Option<Rating>,
-    pub updated_at: DateTime<Utc>,
-    pub event: EventDraft,
+    pub after: Complaint,
+    /// The case's units, when the change replaces them.
+    pub assignments: Option<Vec<Assignment>>,
+    /// At least one.
+    pub events: Vec<EventDraft>,
+}
+
+impl ComplaintChange {
+    pub fn id(&self) -> ComplaintId {
+        self.after.id
+    }
 }
 
 impl Complaint {
-    fn change(&self, status: ComplaintStatus, event: EventDraft) -> ComplaintChange {
+    /// A change to `status`, recorded by `event`; callers adjust `after`.
+    pub fn change(&self, status: ComplaintStatus, event: EventDraft) -> ComplaintChange {
+        let mut after = self.clone();
+        after.status = status;
+        after.updated_at = event.occurred_at;
         ComplaintChange {
-            id: self.id,
             expected_version: self.version,
-            status,
-            status_reason: self.status_reason.clone(),
-            resolution_round: self.resolution_round,
-            rating: self.rating.clone(),
-            updated_at: event.occurred_at,
-            event,
+            after,
+            assignments: None,
+            events: vec![event],
         }
     }
 
@@ -512,50 +601,26 @@ impl Complaint {
             message: "您已撤回该诉求。".to_owned(),
             visible_to_citizen: true,
             actor_id: Some(actor),
+            unit_id: None,
             occurred_at: now,
         };
         let mut change = self.change(ComplaintStatus::Withdrawn, event);
-        change.status_reason = reason;
+        change.after.status_reason = reason;
+        change.after.handling.closed_at = Some(now);
         Ok(Some(change))
     }
 
-    /// Staff report the matter resolved; each resolution opens a new round
-    /// that the citizen may rate once.
-    pub fn resolve(
-        &self,
-        summary: &str,
-        actor: AccountId,
-        now: DateTime<Utc>,
-    ) -> Result<ComplaintChange, DomainError> {
-        use ComplaintStatus::*;
-        if !matches!(self.status, Accepted | Dispatched | InProgress) {
-            return Err(DomainError::FailedPrecondition(format!(
-                "only a case being handled can be resolved; this one is {}",
-                self.status.as_str()
-            )));
-        }
-
-        let event = EventDraft {
-            kind: EventKind::Resolved,
-            status: Resolved,
-            message: format!("诉求已办结：{summary}"),
-            visible_to_citizen: true,
-            actor_id: Some(actor),
-            occurred_at: now,
-        };
-        let mut change = self.change(Resolved, event);
-        change.resolution_round = self.resolution_round + 1;
-        Ok(change)
-    }
-
     /// The citizen rates the current resolution. A satisfied rating closes
-    /// the case; an unsatisfied one sends it back for re-handling. `None`
-    /// when the same rating is already recorded for this resolution (a retry).
+    /// the case. An unsatisfied one sends it back to the units for
+    /// re-handling (重办) with `rework.deadline`, or, once the configured
+    /// rounds are used up, to a district supervisor. `None` when the same
+    /// rating is already recorded for this resolution (a retry).
     pub fn rate(
         &self,
         satisfaction: Satisfaction,
         comment: Option<String>,
         actor: AccountId,
+        rework: &Rework,
         now: DateTime<Utc>,
     ) -> Result<Option<ComplaintChange>, DomainError> {
         if let Some(existing) = &self.rating
@@ -575,35 +640,72 @@ impl Complaint {
             )));
         }
 
-        // TODO(case-handling): re-handling should get a new deadline and stop
-        // after a configured number of rounds, going to a district supervisor;
-        // for now an unsatisfied rating only puts the case back in progress.
-        let (status, message) = match satisfaction {
-            Satisfaction::Unsatisfied => (
-                ComplaintStatus::InProgress,
-                "您对办理结果不满意，诉求已退回重新办理。",
-            ),
-            Satisfaction::Satisfied | Satisfaction::BasicallySatisfied => {
-                (ComplaintStatus::Closed, "感谢您的评价，诉求已办结归档。")
-            }
-        };
-        let event = EventDraft {
-            kind: EventKind::Rated,
-            status,
-            message: message.to_owned(),
-            visible_to_citizen: true,
-            actor_id: Some(actor),
-            occurred_at: now,
-        };
-        let mut change = self.change(status, event);
-        change.rating = Some(Rating {
+        let rating = Rating {
             satisfaction,
             comment,
             rated_at: now,
             round: self.resolution_round,
-        });
+        };
+        let mut change = match satisfaction {
+            Satisfaction::Unsatisfied => self.reopen(actor, rework, now),
+            Satisfaction::Satisfied | Satisfaction::BasicallySatisfied => {
+                let event = EventDraft {
+                    kind: EventKind::Closed,
+                    status: ComplaintStatus::Closed,
+                    message: "感谢您的评价，诉求已办结归档。".to_owned(),
+                    visible_to_citizen: true,
+                    actor_id: Some(actor),
+                    unit_id: None,
+                    occurred_at: now,
+                };
+                let mut change = self.change(ComplaintStatus::Closed, event);
+                change.after.handling.closed_at = Some(now);
+                change
+            }
+        };
+        change.after.rating = Some(rating);
         Ok(Some(change))
     }
+
+    fn reopen(&self, actor: AccountId, rework: &Rework, now: DateTime<Utc>) -> ComplaintChange {
+        let to_district = self.handling.rework_round >= rework.max_rounds;
+        let message = if to_district {
+            "您对办理结果不满意，诉求已提交区级督办。"
+        } else {
+            "您对办理结果不满意，诉求已退回重新办理。"
+        };
+        let event = EventDraft {
+            kind: EventKind::Reopened,
+            status: ComplaintStatus::InProgress,
+            message: message.to_owned(),
+            visible_to_citizen: true,
+            actor_id: Some(actor),
+            unit_id: None,
+            occurred_at: now,
+        };
+        let mut change = self.change(ComplaintStatus::InProgress, event);
+        let handling = &mut change.after.handling;
+        handling.rework_round += 1;
+        handling.deadline = Some(rework.deadline.at);
+        handling.deadline_provisional = rework.deadline.provisional;
+        handling.overdue = false;
+        handling.resolved_at = None;
+        handling.resolved_on_time = None;
+        if to_district {
+            // The district supervisor now owns the matter.
+            handling.escalation_level = handling.escalation_level.max(2);
+        }
+        change
+    }
+}
+
+/// What an unsatisfied rating leads to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rework {
+    /// Re-handling rounds the units get before a district supervisor takes over.
+    pub max_rounds: u32,
+    /// The deadline of the new round.
+    pub deadline: Deadline,
 }
 
 #[cfg(test)]
@@ -668,9 +770,9 @@ mod tests {
             photo_ids: vec![],
             created_at: at(1),
             updated_at: at(1),
-            deadline: None,
             resolution_round: 0,
             rating: None,
+            handling: Handling::default(),
             last_sequence: 1,
             version: 1,
         }
@@ -772,8 +874,8 @@ mod tests {
             .withdraw(Some("已自行解决".to_owned()), AccountId(1), at(2))
             .unwrap()
             .expect("a received complaint changes");
-        assert_eq!(change.status, ComplaintStatus::Withdrawn);
-        assert_eq!(change.event.kind, EventKind::Withdrawn);
+        assert_eq!(change.after.status, ComplaintStatus::Withdrawn);
+        assert_eq!(change.events[0].kind, EventKind::Withdrawn);
         assert_eq!(change.expected_version, 1);
 
         let refused = complaint(ComplaintStatus::Accepted).withdraw(None, AccountId(1), at(2));
@@ -783,35 +885,59 @@ mod tests {
         assert_eq!(retry.unwrap(), None);
     }
 
+    fn rework(at_hour: u32) -> Rework {
+        Rework {
+            max_rounds: 1,
+            deadline: Deadline {
+                at: at(at_hour),
+                provisional: false,
+            },
+        }
+    }
+
     #[test]
     fn rating_needs_a_resolution_and_happens_once_per_round() {
         let unresolved = complaint(ComplaintStatus::InProgress);
-        assert!(
-            unresolved
-                .rate(Satisfaction::Satisfied, None, AccountId(1), at(3))
-                .is_err()
+        let early = unresolved.rate(
+            Satisfaction::Satisfied,
+            None,
+            AccountId(1),
+            &rework(9),
+            at(3),
         );
+        assert!(matches!(early, Err(DomainError::FailedPrecondition(_))));
 
-        let resolved = complaint(ComplaintStatus::InProgress)
-            .resolve("已清理", AccountId(9), at(2))
-            .unwrap();
-        let mut case = complaint(resolved.status);
-        case.resolution_round = resolved.resolution_round;
-
+        let mut case = complaint(ComplaintStatus::Resolved);
+        case.resolution_round = 1;
         let rated = case
-            .rate(Satisfaction::Satisfied, None, AccountId(1), at(3))
+            .rate(
+                Satisfaction::Satisfied,
+                None,
+                AccountId(1),
+                &rework(9),
+                at(3),
+            )
             .unwrap()
             .expect("the first rating must be recorded");
-        assert_eq!(rated.status, ComplaintStatus::Closed);
-        assert_eq!(rated.rating.as_ref().unwrap().round, 1);
+        assert_eq!(rated.after.status, ComplaintStatus::Closed);
+        assert_eq!(rated.after.rating.as_ref().unwrap().round, 1);
 
-        case.status = rated.status;
-        case.rating = rated.rating;
-        let retry = case
-            .rate(Satisfaction::Satisfied, None, AccountId(1), at(4))
-            .unwrap();
-        assert_eq!(retry, None);
-        let changed_mind = case.rate(Satisfaction::Unsatisfied, None, AccountId(1), at(4));
+        let case = rated.after;
+        let retry = case.rate(
+            Satisfaction::Satisfied,
+            None,
+            AccountId(1),
+            &rework(9),
+            at(4),
+        );
+        assert_eq!(retry.unwrap(), None);
+        let changed_mind = case.rate(
+            Satisfaction::Unsatisfied,
+            None,
+            AccountId(1),
+            &rework(9),
+            at(4),
+        );
         assert!(matches!(
             changed_mind,
             Err(DomainError::FailedPrecondition(_))
@@ -819,7 +945,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unsatisfied_rating_sends_the_case_back() {
+    fn an_unsatisfied_rating_sends_the_case_back_with_a_new_deadline() {
         let mut case = complaint(ComplaintStatus::Resolved);
         case.resolution_round = 1;
         let change = case
@@ -827,10 +953,33 @@ mod tests {
                 Satisfaction::Unsatisfied,
                 Some("没有解决".to_owned()),
                 AccountId(1),
+                &rework(9),
                 at(5),
             )
             .unwrap()
             .expect("an unsatisfied rating must be recorded");
-        assert_eq!(change.status, ComplaintStatus::InProgress);
+        assert_eq!(change.after.status, ComplaintStatus::InProgress);
+        assert_eq!(change.after.handling.rework_round, 1);
+        assert_eq!(change.after.handling.deadline, Some(at(9)));
+        assert_eq!(change.after.handling.escalation_level, 0);
+    }
+
+    #[test]
+    fn past_the_last_round_a_district_supervisor_takes_over() {
+        let mut case = complaint(ComplaintStatus::Resolved);
+        case.resolution_round = 2;
+        case.handling.rework_round = 1;
+        let change = case
+            .rate(
+                Satisfaction::Unsatisfied,
+                None,
+                AccountId(1),
+                &rework(9),
+                at(5),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(change.after.handling.escalation_level, 2);
+        assert!(change.events[0].message.contains("区级督办"));
     }
 }

@@ -3,8 +3,11 @@
 //! rules are plain functions over them.
 
 pub mod account;
+pub mod calendar;
+pub mod case;
 pub mod category;
 pub mod complaint;
+pub mod directory;
 pub mod error;
 pub mod geo;
 pub mod phone;

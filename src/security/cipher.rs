@@ -21,6 +21,9 @@ const PHONE_AAD: &[u8] = b"huying:contact_phone";
 pub struct PhoneCipher {
     keys: BTreeMap<u32, Aes256Gcm>,
     current: u32,
+    /// Keys the blind index; derived from the oldest key so that rotating
+    /// encryption keys does not change the index.
+    index_key: [u8; KEY_LEN],
 }
 
 impl std::fmt::Debug for PhoneCipher {
@@ -31,14 +34,26 @@ impl std::fmt::Debug for PhoneCipher {
 
 impl PhoneCipher {
     pub fn new(keys: &[(u32, [u8; KEY_LEN])]) -> anyhow::Result<PhoneCipher> {
+        let Some((_, oldest)) = keys.iter().min_by_key(|(version, _)| *version) else {
+            bail!("at least one personal-data key is needed");
+        };
+        let index_key = hmac_sha256(oldest, b"huying/phone-blind-index/v1");
         let keys: BTreeMap<u32, Aes256Gcm> = keys
             .iter()
             .map(|(version, key)| (*version, Aes256Gcm::new(&(*key).into())))
             .collect();
-        let Some(current) = keys.keys().next_back().copied() else {
-            bail!("at least one personal-data key is needed");
-        };
-        Ok(PhoneCipher { keys, current })
+        let current = keys.keys().next_back().copied().unwrap_or_default();
+        Ok(PhoneCipher {
+            keys,
+            current,
+            index_key,
+        })
+    }
+
+    /// A keyed digest of a number: equal numbers give equal digests, so a
+    /// citizen can be found by phone without storing the number in clear.
+    pub fn blind_index(&self, phone: &PhoneNumber) -> String {
+        B64.encode(hmac_sha256(&self.index_key, phone.expose().as_bytes()))
     }
 
     /// "v<version>:<base64 of nonce and ciphertext>".
@@ -87,6 +102,13 @@ impl PhoneCipher {
         let text = String::from_utf8(plain).context("a decrypted phone is not UTF-8")?;
         PhoneNumber::parse("contact_phone", &text).map_err(|v| anyhow!(v.reason))
     }
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; KEY_LEN] {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]

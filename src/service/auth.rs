@@ -40,6 +40,11 @@ impl Services {
             ));
         }
         let identity = parse_dev_identity(request)?;
+        if let Some(unit) = &identity.unit_id
+            && self.reference().directory.get(unit).is_none()
+        {
+            return Err(DomainError::invalid("dev.unit_id", "no unit has this id"));
+        }
 
         let now = self.clock.now();
         let account = self.store.upsert_account(&identity, now).await?;

@@ -12,7 +12,7 @@ use crate::bus::BusMessage;
 use crate::domain::account::Principal;
 use crate::domain::complaint::{
     Complaint, ComplaintChange, ComplaintEvent, ComplaintId, ComplaintStatus, FilingInput,
-    NewComplaint, Satisfaction, parse_optional_note,
+    NewComplaint, Rework, Satisfaction, parse_optional_note,
 };
 use crate::domain::error::DomainError;
 use crate::limiter::Decision;
@@ -76,6 +76,7 @@ impl Services {
             contact_phone_masked: filing.contact_phone.as_ref().map(|p| p.masked()),
             photo_ids: filing.photo_ids,
             created_at: now,
+            owner_unit_id: None,
             first_event: NewComplaint::received_event(citizen.account_id, now),
             request_id: filing.request_id,
         };
@@ -126,11 +127,7 @@ impl Services {
         page_token: &str,
         status: Option<ComplaintStatus>,
     ) -> Result<ComplaintPage, DomainError> {
-        let limit = match page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n if n < 0 => return Err(DomainError::invalid("page_size", "must not be negative")),
-            n => (n as u32).min(MAX_PAGE_SIZE),
-        };
+        let limit = page_limit(page_size)?;
         let before = decode_page_token(page_token)?;
 
         // One extra row tells whether another page exists.
@@ -182,7 +179,17 @@ impl Services {
         let comment = parse_optional_note("comment", comment)
             .map_err(|v| DomainError::InvalidInput(vec![v]))?;
         self.change_own_complaint(citizen, id, |complaint, now| {
-            complaint.rate(satisfaction, comment.clone(), citizen.account_id, now)
+            let rework = Rework {
+                max_rounds: self.supervision.max_rework_rounds,
+                deadline: self.deadline_for(&complaint.category_code, now),
+            };
+            complaint.rate(
+                satisfaction,
+                comment.clone(),
+                citizen.account_id,
+                &rework,
+                now,
+            )
         })
         .await
     }
@@ -206,8 +213,10 @@ impl Services {
             let Some(change) = decide(&complaint, self.clock.now())? else {
                 return Ok(complaint);
             };
-            if let Some((changed, event)) = self.store.apply_change(&change).await? {
-                self.bus.publish(&event);
+            if let Some((changed, events)) = self.store.apply_change(&change).await? {
+                for event in &events {
+                    self.bus.publish(event);
+                }
                 return Ok(changed);
             }
         }
@@ -313,6 +322,15 @@ impl TimelineWatch {
             return Ok(());
         }
         self.sender.send(Ok(event)).await.map_err(|_| ())
+    }
+}
+
+/// A requested page size: 0 means the default; above the maximum is capped.
+pub fn page_limit(page_size: i32) -> Result<u32, DomainError> {
+    match page_size {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n if n < 0 => Err(DomainError::invalid("page_size", "must not be negative")),
+        n => Ok((n as u32).min(MAX_PAGE_SIZE)),
     }
 }
 

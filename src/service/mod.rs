@@ -3,9 +3,12 @@
 //! limiter, clock) and know nothing of gRPC.
 
 pub mod auth;
+pub mod cases;
 pub mod complaints;
+pub mod reference;
+pub mod supervision;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::bus::EventBus;
 use crate::clock::Clock;
@@ -28,6 +31,9 @@ pub struct Services {
     pub filing_quota: Quota,
     pub refresh_token_ttl: chrono::Duration,
     pub dev_sign_in: bool,
+    /// The directory and calendar in force; see `reference.rs`.
+    pub reference: RwLock<Arc<reference::Reference>>,
+    pub supervision: supervision::SupervisionPolicy,
     /// Turns true when the server is stopping, so that long-lived streams
     /// end and graceful shutdown does not wait for clients to hang up.
     pub stopping: tokio::sync::watch::Receiver<bool>,

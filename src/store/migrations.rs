@@ -7,12 +7,20 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use super::Engine;
 
 /// (version, description, PostgreSQL SQL, SQLite SQL)
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "initial schema",
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "case handling",
+        include_str!("../../migrations/postgres/0002_case_handling.sql"),
+        include_str!("../../migrations/sqlite/0002_case_handling.sql"),
+    ),
+];
 
 pub fn migrator(engine: Engine) -> Migrator {
     let migrations = MIGRATIONS

@@ -6,6 +6,7 @@
 mod migrations;
 pub mod postgres;
 mod sql;
+mod sql_cases;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -14,11 +15,16 @@ use anyhow::bail;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use chrono::NaiveDate;
+
 use crate::domain::account::{Account, AccountId, ExternalIdentity};
+use crate::domain::calendar::DayKind;
+use crate::domain::case::Case;
 use crate::domain::complaint::{
-    Complaint, ComplaintChange, ComplaintEvent, ComplaintId, ComplaintStatus, NewComplaint,
-    RequestId,
+    Complaint, ComplaintChange, ComplaintEvent, ComplaintId, ComplaintStatus, EventDraft,
+    NewComplaint, RequestId,
 };
+use crate::domain::directory::Unit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -77,8 +83,109 @@ pub struct CitizenQuery {
     pub limit: u32,
 }
 
+/// What a staff action's write came to.
+#[derive(Debug, Clone)]
+pub enum StaffOutcome {
+    Applied {
+        complaint: Complaint,
+        events: Vec<ComplaintEvent>,
+    },
+    /// The actor already sent this request id: nothing was done again.
+    Replayed(ComplaintId),
+    /// The case changed since the version the caller saw.
+    Stale,
+}
+
+/// What a supervision mark does besides its event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MarkEffect {
+    pub set_overdue: bool,
+    pub escalation_level: Option<u32>,
+    /// Closes a resolved case nobody rated.
+    pub close: bool,
+}
+
+/// A page of a unit's queue.
+#[derive(Debug, Clone, Default)]
+pub struct QueueQuery {
+    /// Only cases assigned to one of these units; `None` for every case.
+    pub units: Option<Vec<String>>,
+    pub statuses: Vec<ComplaintStatus>,
+    pub overdue_only: bool,
+    pub due_before: Option<DateTime<Utc>>,
+    pub category_code: Option<String>,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+/// Storage of the staff side: cases, directory and calendar.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait CaseStore: Send + Sync + 'static {
+    async fn case(&self, id: ComplaintId) -> anyhow::Result<Option<Case>>;
+
+    /// Applies a staff action once per (actor, request id), and only if the
+    /// case is still at the change's expected version.
+    async fn apply_staff_change(
+        &self,
+        actor: AccountId,
+        request_id: &RequestId,
+        change: &ComplaintChange,
+    ) -> anyhow::Result<StaffOutcome>;
+
+    /// The complaint an earlier staff request acted on.
+    async fn staff_request(
+        &self,
+        actor: AccountId,
+        request_id: &RequestId,
+    ) -> anyhow::Result<Option<ComplaintId>>;
+
+    /// Fires a supervision mark once: records it, applies its effect and
+    /// appends its event, unless the mark was already fired or the case is
+    /// no longer in `expected_status`.
+    async fn fire_mark(
+        &self,
+        id: ComplaintId,
+        mark: &str,
+        expected_status: ComplaintStatus,
+        effect: &MarkEffect,
+        event: &EventDraft,
+    ) -> anyhow::Result<Option<Vec<ComplaintEvent>>>;
+
+    /// Cases the supervision loop watches: being handled with a deadline,
+    /// or resolved and waiting for a rating.
+    async fn supervised_cases(&self) -> anyhow::Result<Vec<Complaint>>;
+
+    async fn queue(&self, query: &QueueQuery) -> anyhow::Result<Vec<Complaint>>;
+
+    async fn units(&self) -> anyhow::Result<Vec<Unit>>;
+
+    /// Inserts or updates units, all or none.
+    async fn save_units(&self, units: &[Unit], now: DateTime<Utc>) -> anyhow::Result<()>;
+
+    /// The loaded calendar: official years and their exceptions.
+    async fn calendar(&self) -> anyhow::Result<(Vec<i32>, Vec<(NaiveDate, DayKind)>)>;
+
+    /// Replaces one year's notice.
+    async fn save_calendar_year(
+        &self,
+        year: i32,
+        exceptions: &[(NaiveDate, DayKind)],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
+
+    /// Moves provisional deadlines to the ones a newly loaded calendar
+    /// gives: (complaint, new deadline, still provisional).
+    async fn update_deadlines(
+        &self,
+        updates: &[(ComplaintId, DateTime<Utc>, bool)],
+    ) -> anyhow::Result<()>;
+
+    /// Staff accounts, optionally of one unit.
+    async fn staff_accounts(&self, unit_id: Option<&str>) -> anyhow::Result<Vec<Account>>;
+}
+
+#[async_trait]
+pub trait Store: CaseStore + Send + Sync + 'static {
     fn engine(&self) -> Engine;
 
     /// Fails when the database cannot be reached.
@@ -124,13 +231,14 @@ pub trait Store: Send + Sync + 'static {
 
     async fn citizen_complaints(&self, query: &CitizenQuery) -> anyhow::Result<Vec<Complaint>>;
 
-    /// Applies a change and appends its event, with the next sequence
-    /// number, in one transaction. `None` when the complaint's version is no
-    /// longer the one the change was computed from.
+    /// Applies a change and appends its events, with the next sequence
+    /// numbers, in one transaction; the returned events include copies
+    /// written into complaints merged into this one. `None` when the
+    /// complaint's version is no longer the one the change was computed from.
     async fn apply_change(
         &self,
         change: &ComplaintChange,
-    ) -> anyhow::Result<Option<(Complaint, ComplaintEvent)>>;
+    ) -> anyhow::Result<Option<(Complaint, Vec<ComplaintEvent>)>>;
 
     /// Events with a sequence number above `after`, oldest first.
     async fn events_after(

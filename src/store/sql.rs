@@ -16,13 +16,17 @@ macro_rules! complaint_columns {
         "id, citizen_id, kind, channel, status, status_reason, text, category_code, \
          address, latitude, longitude, contact_phone_masked, photo_ids, created_at, \
          updated_at, deadline, resolution_round, rating, rating_comment, rated_at, \
-         rating_round, last_sequence, version"
+         rating_round, last_sequence, version, owner_unit_id, lead_unit_id, urgency, \
+         accepted_at, deadline_provisional, overdue, escalation_level, rework_round, \
+         resolution_summary, resolved_at, resolved_on_time, closed_at, merged_into, \
+         extension_unit_id, extension_until, extension_reason"
     };
 }
 
 macro_rules! event_columns {
     () => {
-        "complaint_id, sequence, kind, status, message, visible_to_citizen, actor_id, occurred_at"
+        "complaint_id, sequence, kind, status, message, visible_to_citizen, actor_id, unit_id, \
+         occurred_at"
     };
 }
 
@@ -31,10 +35,11 @@ macro_rules! shared_store_impl {
         use sqlx::Row as _;
 
         use crate::domain::account::{Account, AccountId, ExternalIdentity, Role};
+        use crate::domain::category::Urgency;
         use crate::domain::complaint::{
             Channel, Complaint, ComplaintChange, ComplaintEvent, ComplaintId, ComplaintKind,
-            ComplaintStatus, EventDraft, EventKind, Location, NewComplaint, Rating, RequestId,
-            Satisfaction,
+            ComplaintStatus, EventDraft, EventKind, ExtensionRequest, Handling, Location,
+            NewComplaint, Rating, RequestId, Satisfaction,
         };
         use crate::domain::geo::GeoPoint;
         use crate::store::{CitizenQuery, Filing, NewSession, RefreshToken, SessionRotation, Store};
@@ -66,7 +71,6 @@ macro_rules! shared_store_impl {
             let rating: Option<String> = row.try_get("rating")?;
             let rated_at: Option<DbTime> = row.try_get("rated_at")?;
             let rating_round: Option<i32> = row.try_get("rating_round")?;
-            let deadline: Option<DbTime> = row.try_get("deadline")?;
             let resolution_round: i32 = row.try_get("resolution_round")?;
             let last_sequence: i64 = row.try_get("last_sequence")?;
             let version: i64 = row.try_get("version")?;
@@ -102,11 +106,49 @@ macro_rules! shared_store_impl {
                 photo_ids: serde_json::from_str(&photo_ids).context("bad stored photo_ids")?,
                 created_at: from_db(row.try_get("created_at")?)?,
                 updated_at: from_db(row.try_get("updated_at")?)?,
-                deadline: deadline.map(from_db).transpose()?,
                 resolution_round: u32::try_from(resolution_round)?,
                 rating,
+                handling: handling_from_row(row)?,
                 last_sequence: u64::try_from(last_sequence)?,
                 version: u64::try_from(version)?,
+            })
+        }
+
+        fn optional_time(row: &Row, column: &str) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+            let value: Option<DbTime> = row.try_get(column)?;
+            value.map(from_db).transpose()
+        }
+
+        fn handling_from_row(row: &Row) -> anyhow::Result<Handling> {
+            let urgency: Option<String> = row.try_get("urgency")?;
+            let escalation_level: i32 = row.try_get("escalation_level")?;
+            let rework_round: i32 = row.try_get("rework_round")?;
+            let merged_into: Option<i64> = row.try_get("merged_into")?;
+            let extension_unit: Option<String> = row.try_get("extension_unit_id")?;
+            let extension = match (extension_unit, optional_time(row, "extension_until")?) {
+                (Some(unit_id), Some(until)) => Some(ExtensionRequest {
+                    unit_id,
+                    until,
+                    reason: row.try_get::<Option<String>, _>("extension_reason")?.unwrap_or_default(),
+                }),
+                _ => None,
+            };
+            Ok(Handling {
+                owner_unit_id: row.try_get("owner_unit_id")?,
+                lead_unit_id: row.try_get("lead_unit_id")?,
+                urgency: urgency.as_deref().map(|u| parse_stored(u, Urgency::parse, "urgency")).transpose()?,
+                accepted_at: optional_time(row, "accepted_at")?,
+                deadline: optional_time(row, "deadline")?,
+                deadline_provisional: row.try_get("deadline_provisional")?,
+                overdue: row.try_get("overdue")?,
+                escalation_level: u32::try_from(escalation_level)?,
+                rework_round: u32::try_from(rework_round)?,
+                resolution_summary: row.try_get("resolution_summary")?,
+                resolved_at: optional_time(row, "resolved_at")?,
+                resolved_on_time: row.try_get("resolved_on_time")?,
+                closed_at: optional_time(row, "closed_at")?,
+                merged_into: merged_into.map(ComplaintId),
+                extension,
             })
         }
 
@@ -123,6 +165,7 @@ macro_rules! shared_store_impl {
                 message: row.try_get("message")?,
                 visible_to_citizen: row.try_get("visible_to_citizen")?,
                 actor_id: actor_id.map(AccountId),
+                unit_id: row.try_get("unit_id")?,
                 occurred_at: from_db(row.try_get("occurred_at")?)?,
             })
         }
@@ -136,7 +179,7 @@ macro_rules! shared_store_impl {
             let row = sqlx::query(concat!(
                 "INSERT INTO complaint_events (",
                 $crate::store::sql::event_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
                 $crate::store::sql::event_columns!()
             ))
             .bind(id.0)
@@ -146,6 +189,7 @@ macro_rules! shared_store_impl {
             .bind(&draft.message)
             .bind(draft.visible_to_citizen)
             .bind(draft.actor_id.map(|a| a.0))
+            .bind(&draft.unit_id)
             .bind(to_db(draft.occurred_at))
             .fetch_one(&mut **tx)
             .await
@@ -190,6 +234,145 @@ macro_rules! shared_store_impl {
             .execute(&mut **tx)
             .await
             .context("Failed to store a session")?;
+            Ok(())
+        }
+
+        /// Writes a change and its events if the version still matches:
+        /// the complaint's row, its assignments when replaced, its events,
+        /// and copies of citizen-visible events into complaints merged into it.
+        async fn write_change(
+            tx: &mut Tx,
+            change: &ComplaintChange,
+        ) -> anyhow::Result<Option<(Complaint, Vec<ComplaintEvent>)>> {
+            let after = &change.after;
+            let rating = after.rating.as_ref();
+            let handling = &after.handling;
+            let extension = handling.extension.as_ref();
+            let added = i64::try_from(change.events.len())?;
+
+            // The row lock this update takes orders concurrent writers, so
+            // sequence numbers are handed out without gaps or repeats.
+            let updated = sqlx::query(
+                "UPDATE complaints SET status = $3, status_reason = $4, resolution_round = $5, \
+                   rating = $6, rating_comment = $7, rated_at = $8, rating_round = $9, \
+                   updated_at = $10, owner_unit_id = $11, lead_unit_id = $12, urgency = $13, \
+                   accepted_at = $14, deadline = $15, deadline_provisional = $16, overdue = $17, \
+                   escalation_level = $18, rework_round = $19, resolution_summary = $20, \
+                   resolved_at = $21, resolved_on_time = $22, closed_at = $23, merged_into = $24, \
+                   extension_unit_id = $25, extension_until = $26, extension_reason = $27, \
+                   last_sequence = last_sequence + $28, version = version + 1 \
+                 WHERE id = $1 AND version = $2 \
+                 RETURNING last_sequence",
+            )
+            .bind(after.id.0)
+            .bind(i64::try_from(change.expected_version)?)
+            .bind(after.status.as_str())
+            .bind(&after.status_reason)
+            .bind(i32::try_from(after.resolution_round)?)
+            .bind(rating.map(|r| r.satisfaction.as_str()))
+            .bind(rating.and_then(|r| r.comment.clone()))
+            .bind(rating.map(|r| to_db(r.rated_at)))
+            .bind(rating.map(|r| i32::try_from(r.round)).transpose()?)
+            .bind(to_db(after.updated_at))
+            .bind(&handling.owner_unit_id)
+            .bind(&handling.lead_unit_id)
+            .bind(handling.urgency.map(|u| u.as_str()))
+            .bind(handling.accepted_at.map(to_db))
+            .bind(handling.deadline.map(to_db))
+            .bind(handling.deadline_provisional)
+            .bind(handling.overdue)
+            .bind(i32::try_from(handling.escalation_level)?)
+            .bind(i32::try_from(handling.rework_round)?)
+            .bind(&handling.resolution_summary)
+            .bind(handling.resolved_at.map(to_db))
+            .bind(handling.resolved_on_time)
+            .bind(handling.closed_at.map(to_db))
+            .bind(handling.merged_into.map(|id| id.0))
+            .bind(extension.map(|e| e.unit_id.clone()))
+            .bind(extension.map(|e| to_db(e.until)))
+            .bind(extension.map(|e| e.reason.clone()))
+            .bind(added)
+            .fetch_optional(&mut **tx)
+            .await
+            .context("Failed to update a complaint")?;
+            let Some(row) = updated else {
+                return Ok(None);
+            };
+
+            let last: i64 = row.try_get("last_sequence")?;
+            let mut events = Vec::with_capacity(change.events.len());
+            for (i, draft) in change.events.iter().enumerate() {
+                let sequence = last - added + 1 + i64::try_from(i)?;
+                events.push(insert_event(tx, after.id, sequence, draft).await?);
+            }
+            if let Some(assignments) = &change.assignments {
+                replace_assignments(tx, after.id, assignments).await?;
+            }
+            for draft in change.events.iter().filter(|d| d.visible_to_citizen) {
+                events.extend(mirror_to_merged(tx, after.id, draft).await?);
+            }
+            let complaint = complaint_in(tx, after.id).await?;
+            Ok(Some((complaint, events)))
+        }
+
+        /// Appends a copy of the survivor's event to each complaint merged
+        /// into it, in that complaint's own sequence, with its status following.
+        async fn mirror_to_merged(
+            tx: &mut Tx,
+            survivor: ComplaintId,
+            draft: &EventDraft,
+        ) -> anyhow::Result<Vec<ComplaintEvent>> {
+            let rows = sqlx::query(
+                "UPDATE complaints SET last_sequence = last_sequence + 1, status = $2, updated_at = $3 \
+                 WHERE merged_into = $1 RETURNING id, last_sequence",
+            )
+            .bind(survivor.0)
+            .bind(draft.status.as_str())
+            .bind(to_db(draft.occurred_at))
+            .fetch_all(&mut **tx)
+            .await
+            .context("Failed to follow merged complaints")?;
+
+            let mut copies = Vec::with_capacity(rows.len());
+            for row in rows {
+                let copy = EventDraft {
+                    actor_id: None,
+                    unit_id: None,
+                    ..draft.clone()
+                };
+                let id = ComplaintId(row.try_get("id")?);
+                copies.push(insert_event(tx, id, row.try_get("last_sequence")?, &copy).await?);
+            }
+            Ok(copies)
+        }
+
+        async fn replace_assignments(
+            tx: &mut Tx,
+            id: ComplaintId,
+            assignments: &[crate::domain::case::Assignment],
+        ) -> anyhow::Result<()> {
+            sqlx::query("DELETE FROM case_assignments WHERE complaint_id = $1")
+                .bind(id.0)
+                .execute(&mut **tx)
+                .await
+                .context("Failed to clear assignments")?;
+            for assignment in assignments {
+                sqlx::query(
+                    "INSERT INTO case_assignments \
+                       (complaint_id, unit_id, is_lead, status, note, assigned_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(id.0)
+                .bind(&assignment.unit_id)
+                .bind(assignment.lead)
+                .bind(assignment.status.as_str())
+                .bind(&assignment.note)
+                .bind(to_db(assignment.assigned_at))
+                .bind(to_db(assignment.updated_at))
+                .execute(&mut **tx)
+                .await
+                .context("Failed to store an assignment")?;
+            }
             Ok(())
         }
 
@@ -337,8 +520,9 @@ macro_rules! shared_store_impl {
                        (citizen_id, request_id, request_fingerprint, kind, channel, status, \
                         text, category_code, address, latitude, longitude, contact_phone_cipher, \
                         contact_phone_masked, photo_ids, created_at, updated_at, \
-                        last_sequence, version) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, 1, 1) \
+                        owner_unit_id, last_sequence, version) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, \
+                             $16, 1, 1) \
                      ON CONFLICT (citizen_id, request_id) DO NOTHING \
                      RETURNING id",
                 )
@@ -357,6 +541,7 @@ macro_rules! shared_store_impl {
                 .bind(&new.contact_phone_masked)
                 .bind(photo_ids)
                 .bind(to_db(new.created_at))
+                .bind(&new.owner_unit_id)
                 .fetch_optional(&mut *tx)
                 .await
                 .context("Failed to insert a complaint")?;
@@ -441,42 +626,14 @@ macro_rules! shared_store_impl {
             async fn apply_change(
                 &self,
                 change: &ComplaintChange,
-            ) -> anyhow::Result<Option<(Complaint, ComplaintEvent)>> {
-                let rating = change.rating.as_ref();
+            ) -> anyhow::Result<Option<(Complaint, Vec<ComplaintEvent>)>> {
                 let mut tx = begin_write(&self.pool).await.context("Failed to begin")?;
-
-                // The row lock this update takes orders concurrent writers, so
-                // sequence numbers are handed out without gaps or repeats.
-                let updated = sqlx::query(
-                    "UPDATE complaints SET status = $3, status_reason = $4, resolution_round = $5, \
-                       rating = $6, rating_comment = $7, rated_at = $8, rating_round = $9, \
-                       updated_at = $10, last_sequence = last_sequence + 1, version = version + 1 \
-                     WHERE id = $1 AND version = $2 \
-                     RETURNING last_sequence",
-                )
-                .bind(change.id.0)
-                .bind(i64::try_from(change.expected_version)?)
-                .bind(change.status.as_str())
-                .bind(&change.status_reason)
-                .bind(i32::try_from(change.resolution_round)?)
-                .bind(rating.map(|r| r.satisfaction.as_str()))
-                .bind(rating.and_then(|r| r.comment.clone()))
-                .bind(rating.map(|r| to_db(r.rated_at)))
-                .bind(rating.map(|r| i32::try_from(r.round)).transpose()?)
-                .bind(to_db(change.updated_at))
-                .fetch_optional(&mut *tx)
-                .await
-                .context("Failed to update a complaint")?;
-
-                let Some(row) = updated else {
+                let Some(written) = write_change(&mut tx, change).await? else {
                     tx.rollback().await.context("Failed to roll back")?;
                     return Ok(None);
                 };
-                let sequence: i64 = row.try_get("last_sequence")?;
-                let event = insert_event(&mut tx, change.id, sequence, &change.event).await?;
-                let complaint = complaint_in(&mut tx, change.id).await?;
                 tx.commit().await.context("Failed to commit a complaint change")?;
-                Ok(Some((complaint, event)))
+                Ok(Some(written))
             }
 
             async fn events_after(

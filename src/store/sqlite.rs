@@ -60,3 +60,4 @@ impl SqliteStore {
 }
 
 super::sql::shared_store_impl!(SqliteStore, sqlx::Sqlite);
+super::sql_cases::case_store_impl!(SqliteStore, sqlx::Sqlite);

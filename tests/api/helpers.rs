@@ -334,3 +334,80 @@ pub async fn file_one(citizen: &mut CitizenClient, request_id: &str) -> String {
         .expect("the response carries the complaint")
         .id
 }
+
+pub type CaseClient =
+    huying::proto::v1::case_service_client::CaseServiceClient<InterceptedService<Channel, Bearer>>;
+
+impl TestApp {
+    /// A staff client for `role` in `unit`.
+    pub async fn staff(&self, subject: &str, role: pb::Role, unit: &str) -> CaseClient {
+        let session = self.sign_in(subject, role, unit).await;
+        let token = session.session.unwrap().access_token;
+        huying::proto::v1::case_service_client::CaseServiceClient::with_interceptor(
+            self.channel().await,
+            Bearer::new(&token),
+        )
+    }
+
+    pub async fn dispatcher(&self) -> CaseClient {
+        self.staff("dispatcher-1", pb::Role::Dispatcher, "centre")
+            .await
+    }
+
+    pub async fn handler(&self, unit: &str) -> CaseClient {
+        self.staff(&format!("handler-{unit}"), pb::Role::Handler, unit)
+            .await
+    }
+}
+
+/// A fresh request id for a staff action.
+pub fn rid() -> String {
+    format!("req-{}", random_name())
+}
+
+pub async fn get_case(client: &mut CaseClient, id: &str) -> pb::Case {
+    client
+        .get_case(pb::GetCaseRequest {
+            complaint_id: id.to_owned(),
+        })
+        .await
+        .expect("reads the case")
+        .into_inner()
+}
+
+/// Accepts, dispatches to `lead` and resolves a complaint through the
+/// staff API.
+pub async fn resolve_through_staff(app: &TestApp, id: &str, lead: &str) {
+    let mut dispatcher = app.dispatcher().await;
+    let mut handler = app.handler(lead).await;
+    let case = get_case(&mut dispatcher, id).await;
+    let case = dispatcher
+        .accept_for_filing(pb::AcceptForFilingRequest {
+            request_id: rid(),
+            complaint_id: id.to_owned(),
+            expected_version: case.version,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let case = dispatcher
+        .dispatch_case(pb::DispatchCaseRequest {
+            request_id: rid(),
+            complaint_id: id.to_owned(),
+            expected_version: case.version,
+            lead_unit_id: lead.to_owned(),
+            co_unit_ids: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    handler
+        .resolve_case(pb::ResolveCaseRequest {
+            request_id: rid(),
+            complaint_id: id.to_owned(),
+            expected_version: case.version,
+            summary: "已清理完毕".to_owned(),
+        })
+        .await
+        .unwrap();
+}

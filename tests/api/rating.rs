@@ -1,12 +1,9 @@
-use huying::clock::Clock;
-use huying::domain::account::AccountId;
-use huying::domain::complaint::{
-    ComplaintChange, ComplaintId, ComplaintStatus, EventDraft, EventKind,
-};
 use huying::proto::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::{TestApp, file_one, on_both_engines};
+use crate::helpers::{TestApp, file_one, on_both_engines, resolve_through_staff};
+
+const MUNICIPAL: &str = "sd:pingshan/municipal";
 
 on_both_engines!(
     a_resolved_complaint_is_rated_once_per_resolution,
@@ -21,36 +18,6 @@ fn rate(id: &str, satisfaction: pb::Satisfaction) -> pb::RateComplaintRequest {
     }
 }
 
-/// Until case handling lands, staff resolution is written through the store.
-async fn resolve_through_store(app: &TestApp, id: &str) {
-    let store = app.store();
-    let id = ComplaintId(id.parse().unwrap());
-    let complaint = store.complaint(id).await.unwrap().unwrap();
-    let now = app.clock.now();
-    let change = ComplaintChange {
-        id,
-        expected_version: complaint.version,
-        status: ComplaintStatus::Resolved,
-        status_reason: None,
-        resolution_round: complaint.resolution_round + 1,
-        rating: None,
-        updated_at: now,
-        event: EventDraft {
-            kind: EventKind::Resolved,
-            status: ComplaintStatus::Resolved,
-            message: "已清理完毕".to_owned(),
-            visible_to_citizen: true,
-            actor_id: Some(AccountId(complaint.citizen_id.0)),
-            occurred_at: now,
-        },
-    };
-    store
-        .apply_change(&change)
-        .await
-        .unwrap()
-        .expect("the version matches");
-}
-
 async fn a_resolved_complaint_is_rated_once_per_resolution(engine: crate::helpers::Engine) {
     let app = TestApp::spawn(engine).await;
     let mut citizen = app.citizen("alice").await;
@@ -62,7 +29,7 @@ async fn a_resolved_complaint_is_rated_once_per_resolution(engine: crate::helper
         .unwrap_err();
     assert_eq!(early.code(), Code::FailedPrecondition);
 
-    resolve_through_store(&app, &id).await;
+    resolve_through_staff(&app, &id, MUNICIPAL).await;
     let rated = citizen
         .rate_complaint(rate(&id, pb::Satisfaction::Satisfied))
         .await
@@ -74,7 +41,7 @@ async fn a_resolved_complaint_is_rated_once_per_resolution(engine: crate::helper
         (rating.satisfaction(), rating.resolution_round),
         (pb::Satisfaction::Satisfied, 1)
     );
-    assert_eq!(rated.last_sequence, 3);
+    assert_eq!(rated.last_sequence, 5);
 
     // A retry of the same rating is answered, and changes nothing.
     let retry = citizen
@@ -82,7 +49,7 @@ async fn a_resolved_complaint_is_rated_once_per_resolution(engine: crate::helper
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(retry.last_sequence, 3);
+    assert_eq!(retry.last_sequence, 5);
 
     let changed_mind = citizen
         .rate_complaint(rate(&id, pb::Satisfaction::Unsatisfied))
@@ -95,7 +62,7 @@ async fn only_a_received_complaint_can_be_withdrawn(engine: crate::helpers::Engi
     let app = TestApp::spawn(engine).await;
     let mut citizen = app.citizen("alice").await;
     let id = file_one(&mut citizen, "req-withdraw-01").await;
-    resolve_through_store(&app, &id).await;
+    resolve_through_staff(&app, &id, MUNICIPAL).await;
 
     let refused = citizen
         .withdraw_complaint(pb::WithdrawComplaintRequest {

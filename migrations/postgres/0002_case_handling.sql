@@ -1,0 +1,75 @@
+-- Case handling: the directory, the working-day calendar, assignments,
+-- deadlines, extensions, idempotent staff actions and supervision marks.
+
+CREATE TABLE units (
+    id         TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL CHECK (kind IN (
+                   'centre', 'fallback', 'subdistrict', 'subdistrict_office', 'community',
+                   'department', 'utility', 'contractor')),
+    name_zh    TEXT NOT NULL,
+    name_en    TEXT NOT NULL DEFAULT '',
+    parent_id  TEXT REFERENCES units (id),
+    updated_at TIMESTAMPTZ NOT NULL
+);
+
+-- Years whose official holiday notice is loaded, and that notice's
+-- exceptions to the weekday rule.
+CREATE TABLE calendar_years (
+    year      INTEGER PRIMARY KEY,
+    loaded_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE calendar_exceptions (
+    day  DATE PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('off', 'work'))
+);
+
+ALTER TABLE complaints ADD COLUMN owner_unit_id TEXT;
+ALTER TABLE complaints ADD COLUMN lead_unit_id TEXT;
+ALTER TABLE complaints ADD COLUMN urgency TEXT;
+ALTER TABLE complaints ADD COLUMN accepted_at TIMESTAMPTZ;
+ALTER TABLE complaints ADD COLUMN deadline_provisional BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE complaints ADD COLUMN overdue BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE complaints ADD COLUMN escalation_level INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE complaints ADD COLUMN rework_round INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE complaints ADD COLUMN resolution_summary TEXT;
+ALTER TABLE complaints ADD COLUMN resolved_at TIMESTAMPTZ;
+ALTER TABLE complaints ADD COLUMN resolved_on_time BOOLEAN;
+ALTER TABLE complaints ADD COLUMN closed_at TIMESTAMPTZ;
+ALTER TABLE complaints ADD COLUMN merged_into BIGINT REFERENCES complaints (id);
+ALTER TABLE complaints ADD COLUMN extension_unit_id TEXT;
+ALTER TABLE complaints ADD COLUMN extension_until TIMESTAMPTZ;
+ALTER TABLE complaints ADD COLUMN extension_reason TEXT;
+CREATE INDEX complaints_active_by_deadline ON complaints (status, deadline);
+CREATE INDEX complaints_by_survivor ON complaints (merged_into) WHERE merged_into IS NOT NULL;
+
+ALTER TABLE complaint_events ADD COLUMN unit_id TEXT;
+
+CREATE TABLE case_assignments (
+    complaint_id BIGINT NOT NULL REFERENCES complaints (id),
+    unit_id      TEXT NOT NULL,
+    is_lead      BOOLEAN NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('assigned', 'reported', 'returned')),
+    note         TEXT,
+    assigned_at  TIMESTAMPTZ NOT NULL,
+    updated_at   TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (complaint_id, unit_id)
+);
+CREATE INDEX case_assignments_by_unit ON case_assignments (unit_id, complaint_id);
+
+-- A staff action's request id: a retry finds it and does not act twice.
+CREATE TABLE staff_requests (
+    actor_id     BIGINT NOT NULL REFERENCES accounts (id),
+    request_id   TEXT NOT NULL,
+    complaint_id BIGINT NOT NULL REFERENCES complaints (id),
+    created_at   TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (actor_id, request_id)
+);
+
+-- Each reminder, overdue mark and escalation fires once, whichever replica's
+-- supervision loop gets there first.
+CREATE TABLE supervision_marks (
+    complaint_id BIGINT NOT NULL REFERENCES complaints (id),
+    mark         TEXT NOT NULL,
+    fired_at     TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (complaint_id, mark)
+);

@@ -1,0 +1,120 @@
+//! The directory and calendar API: thin handlers over `service::reference`.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::domain::time::local_date;
+use crate::proto::v1 as pb;
+use crate::proto::v1::directory_service_server::DirectoryService;
+use crate::service::Services;
+use crate::service::reference::CALENDAR_WARNING_DAYS;
+
+pub struct DirectoryApi {
+    services: Arc<Services>,
+}
+
+impl DirectoryApi {
+    pub fn new(services: Arc<Services>) -> DirectoryApi {
+        DirectoryApi { services }
+    }
+
+    fn calendar(&self) -> pb::Calendar {
+        use crate::domain::calendar::DayKind;
+        let reference = self.services.reference();
+        let calendar = &reference.calendar;
+        let now = self.services.clock.now();
+        let days = |kind: DayKind| {
+            calendar
+                .exceptions()
+                .filter(|(_, k)| *k == kind)
+                .map(|(day, _)| day.format("%Y-%m-%d").to_string())
+                .collect()
+        };
+        pb::Calendar {
+            official_years: calendar.official_years().collect(),
+            off_days: days(DayKind::Off),
+            working_days: days(DayKind::Work),
+            covered_until: calendar
+                .covered_until()
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .unwrap_or_default(),
+            runs_out_soon: calendar.runs_out_within(local_date(now), CALENDAR_WARNING_DAYS),
+            checked_at: Some(convert::timestamp(now)),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl DirectoryService for DirectoryApi {
+    async fn list_units(
+        &self,
+        _request: Request<pb::ListUnitsRequest>,
+    ) -> Result<Response<pb::ListUnitsResponse>, Status> {
+        let reference = self.services.reference();
+        Ok(Response::new(pb::ListUnitsResponse {
+            units: reference
+                .directory
+                .units()
+                .iter()
+                .map(convert::unit)
+                .collect(),
+        }))
+    }
+
+    async fn save_unit(
+        &self,
+        request: Request<pb::SaveUnitRequest>,
+    ) -> Result<Response<pb::Unit>, Status> {
+        let unit = request.into_inner().unit.unwrap_or_default();
+        let saved = self
+            .services
+            .save_unit(convert::unit_from_proto(unit)?)
+            .await?;
+        Ok(Response::new(convert::unit(&saved)))
+    }
+
+    async fn list_staff(
+        &self,
+        request: Request<pb::ListStaffRequest>,
+    ) -> Result<Response<pb::ListStaffResponse>, Status> {
+        let unit = request.into_inner().unit_id;
+        let unit = (!unit.is_empty()).then_some(unit);
+        let staff = self
+            .services
+            .store
+            .staff_accounts(unit.as_deref())
+            .await
+            .map_err(crate::domain::DomainError::from)?;
+        Ok(Response::new(pb::ListStaffResponse {
+            staff: staff
+                .iter()
+                .map(|account| pb::StaffMember {
+                    account_id: account.id.to_string(),
+                    role: convert::role_to_proto(account.role).into(),
+                    unit_id: account.unit_id.clone().unwrap_or_default(),
+                    display_name: account.display_name.clone(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_calendar(
+        &self,
+        _request: Request<pb::GetCalendarRequest>,
+    ) -> Result<Response<pb::Calendar>, Status> {
+        Ok(Response::new(self.calendar()))
+    }
+
+    async fn load_calendar_year(
+        &self,
+        request: Request<pb::LoadCalendarYearRequest>,
+    ) -> Result<Response<pb::Calendar>, Status> {
+        let request = request.into_inner();
+        self.services
+            .load_calendar_year(request.year, &request.off_days, &request.working_days)
+            .await?;
+        Ok(Response::new(self.calendar()))
+    }
+}
