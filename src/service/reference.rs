@@ -125,7 +125,7 @@ impl Services {
                 "working_days",
             )?)
             .collect::<Vec<_>>();
-        let mut candidate = (*self.reference()).calendar.clone();
+        let mut candidate = self.reference().calendar.clone();
         candidate
             .load_year(year, exceptions.clone())
             .map_err(|error| DomainError::invalid("year", format!("{error:#}")))?;

@@ -86,10 +86,8 @@ pub struct CitizenQuery {
 /// What a staff action's write came to.
 #[derive(Debug, Clone)]
 pub enum StaffOutcome {
-    Applied {
-        complaint: Complaint,
-        events: Vec<ComplaintEvent>,
-    },
+    /// The events written, copies into merged complaints included.
+    Applied { events: Vec<ComplaintEvent> },
     /// The actor already sent this request id: nothing was done again.
     Replayed(ComplaintId),
     /// The case changed since the version the caller saw.

@@ -77,12 +77,12 @@ macro_rules! case_store_impl {
                     return Ok(StaffOutcome::Replayed(done.context("a claimed request vanished")?));
                 }
 
-                let Some((complaint, events)) = write_change(&mut tx, change).await? else {
+                let Some((_, events)) = write_change(&mut tx, change).await? else {
                     tx.rollback().await.context("Failed to roll back")?;
                     return Ok(StaffOutcome::Stale);
                 };
                 tx.commit().await.context("Failed to commit a staff action")?;
-                Ok(StaffOutcome::Applied { complaint, events })
+                Ok(StaffOutcome::Applied { events })
             }
 
             async fn staff_request(

@@ -56,7 +56,7 @@ async fn every_rpc_admits_exactly_the_roles_its_rule_names() {
         let unit = if role == pb::Role::Citizen {
             ""
         } else {
-            "ps_gov_data"
+            "centre"
         };
         let session = app.sign_in(role.as_str_name(), role, unit).await;
         callers.push((Some(role), Some(session.session.unwrap().access_token)));
