@@ -5,6 +5,7 @@
 mod helpers;
 
 mod access;
+mod cases;
 mod categories;
 mod filing;
 mod grpc_web;

@@ -1,0 +1,521 @@
+//! The staff side of the closed loop, through the gRPC API.
+
+use huying::proto::v1 as pb;
+use tokio_stream::StreamExt;
+use tonic::Code;
+
+use crate::helpers::{CaseClient, Engine, TestApp, file_one, get_case, on_both_engines, rid};
+
+const MUNICIPAL: &str = "sd:pingshan/municipal";
+const WATER: &str = "dept:ps_water";
+const COMMUNITY: &str = "cm:heping";
+
+on_both_engines!(
+    the_closed_loop_from_filing_to_a_satisfied_close,
+    stale_versions_are_aborted_and_retries_act_once,
+    illegal_transitions_are_refused_and_change_nothing,
+    an_approved_extension_moves_the_deadline_the_citizen_sees,
+    a_merged_complaint_follows_the_survivor_without_seeing_it,
+    staff_register_a_hotline_call_for_a_citizen,
+);
+
+async fn accept(dispatcher: &mut CaseClient, id: &str, version: u64) -> pb::Case {
+    dispatcher
+        .accept_for_filing(pb::AcceptForFilingRequest {
+            request_id: rid(),
+            complaint_id: id.to_owned(),
+            expected_version: version,
+        })
+        .await
+        .expect("accepts")
+        .into_inner()
+}
+
+async fn dispatch(
+    dispatcher: &mut CaseClient,
+    case: &pb::Case,
+    lead: &str,
+    co: &[&str],
+) -> pb::Case {
+    dispatcher
+        .dispatch_case(pb::DispatchCaseRequest {
+            request_id: rid(),
+            complaint_id: case.complaint.as_ref().unwrap().id.clone(),
+            expected_version: case.version,
+            lead_unit_id: lead.to_owned(),
+            co_unit_ids: co.iter().map(|u| u.to_string()).collect(),
+        })
+        .await
+        .expect("dispatches")
+        .into_inner()
+}
+
+async fn resolve(
+    handler: &mut CaseClient,
+    id: &str,
+    summary: &str,
+) -> Result<pb::Case, tonic::Status> {
+    let case = get_case(handler, id).await;
+    handler
+        .resolve_case(pb::ResolveCaseRequest {
+            request_id: rid(),
+            complaint_id: id.to_owned(),
+            expected_version: case.version,
+            summary: summary.to_owned(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn the_closed_loop_from_filing_to_a_satisfied_close(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let mut citizen = app.citizen("alice").await;
+    let mut dispatcher = app.dispatcher().await;
+    let mut water = app.handler(WATER).await;
+    let mut municipal = app.handler(MUNICIPAL).await;
+    let mut community = app.handler(COMMUNITY).await;
+    let id = file_one(&mut citizen, "req-loop-00001").await;
+
+    // Accepted on Thursday 2026-12-03 10:00 in Shenzhen; category 010102
+    // allows 4 working days: Fri 4, Mon 7, Tue 8, Wed 9 → end of Wed 9.
+    let case = accept(&mut dispatcher, &id, 1).await;
+    let deadline = case.complaint.as_ref().unwrap().deadline.unwrap();
+    assert_eq!(deadline.seconds, chrono_seconds("2026-12-09T16:00:00Z"));
+    assert_eq!(case.owner_unit_id, "centre");
+
+    // Parallel dispatch with the wrong lead, which returns the case.
+    let case = dispatch(&mut dispatcher, &case, WATER, &[MUNICIPAL]).await;
+    assert_eq!(case.assignments.len(), 2);
+    let returned = water
+        .return_case(pb::ReturnCaseRequest {
+            request_id: rid(),
+            complaint_id: id.clone(),
+            expected_version: case.version,
+            reason: "垃圾清运不属于供水部门职责".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        returned.complaint.as_ref().unwrap().status(),
+        pb::ComplaintStatus::Accepted
+    );
+
+    // Re-dispatch: the municipal office leads, the community helps.
+    let case = dispatch(&mut dispatcher, &returned, MUNICIPAL, &[COMMUNITY]).await;
+    let early = resolve(&mut municipal, &id, "已清理").await.unwrap_err();
+    assert_eq!(
+        early.code(),
+        Code::FailedPrecondition,
+        "the co-unit has not reported"
+    );
+    community
+        .report_part(pb::ReportPartRequest {
+            request_id: rid(),
+            complaint_id: id.clone(),
+            expected_version: case.version,
+            summary: "已通知物业配合".to_owned(),
+        })
+        .await
+        .unwrap();
+    let case = get_case(&mut municipal, &id).await;
+    municipal
+        .add_progress_note(pb::AddProgressNoteRequest {
+            request_id: rid(),
+            complaint_id: id.clone(),
+            expected_version: case.version,
+            note: "清运车辆已出发".to_owned(),
+            visible_to_citizen: true,
+        })
+        .await
+        .unwrap();
+    let resolved = resolve(&mut municipal, &id, "垃圾已清运完毕")
+        .await
+        .unwrap();
+    assert!(resolved.resolved_on_time);
+
+    // Unsatisfied: back to the units with a new deadline, then resolved again.
+    let reopened = citizen
+        .rate_complaint(pb::RateComplaintRequest {
+            complaint_id: id.clone(),
+            satisfaction: pb::Satisfaction::Unsatisfied.into(),
+            comment: "还有残留".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reopened.status(), pb::ComplaintStatus::InProgress);
+    assert_eq!(get_case(&mut municipal, &id).await.rework_round, 1);
+    resolve(&mut municipal, &id, "残留垃圾已清理")
+        .await
+        .unwrap();
+    let closed = citizen
+        .rate_complaint(pb::RateComplaintRequest {
+            complaint_id: id.clone(),
+            satisfaction: pb::Satisfaction::Satisfied.into(),
+            comment: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(closed.status(), pb::ComplaintStatus::Closed);
+    assert_eq!(closed.resolution_round, 2);
+
+    // The citizen saw every node, but not the internal return or report.
+    let kinds: Vec<pb::EventKind> = citizen
+        .watch_complaint(pb::WatchComplaintRequest {
+            complaint_id: id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .take(9)
+        .map(|e| e.unwrap().kind())
+        .collect()
+        .await;
+    use pb::EventKind::*;
+    assert_eq!(
+        kinds,
+        [
+            Received, Accepted, Dispatched, Dispatched, Progress, Resolved, Reopened, Resolved,
+            Closed
+        ]
+    );
+
+    // Staff see the internal events too, with the unit that returned.
+    let events = dispatcher
+        .list_case_events(pb::ListCaseEventsRequest {
+            complaint_id: id,
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let returns: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event.as_ref().unwrap().kind() == Returned)
+        .map(|e| e.unit_id.as_str())
+        .collect();
+    assert_eq!(returns, [WATER]);
+}
+
+fn chrono_seconds(text: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .timestamp()
+}
+
+async fn stale_versions_are_aborted_and_retries_act_once(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let mut citizen = app.citizen("alice").await;
+    let mut first = app.dispatcher().await;
+    let mut second = app
+        .staff("dispatcher-2", pb::Role::Dispatcher, "centre")
+        .await;
+    let id = file_one(&mut citizen, "req-stale-0001").await;
+    let seen = get_case(&mut first, &id).await;
+
+    let request = pb::AcceptForFilingRequest {
+        request_id: "req-accept-once".to_owned(),
+        complaint_id: id.clone(),
+        expected_version: seen.version,
+    };
+    let accepted = first
+        .accept_for_filing(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let retried = first.accept_for_filing(request).await.unwrap().into_inner();
+    assert_eq!(
+        retried.version, accepted.version,
+        "a retry does not act twice"
+    );
+    assert_eq!(
+        retried.complaint.unwrap().last_sequence,
+        accepted.complaint.as_ref().unwrap().last_sequence
+    );
+
+    // The second dispatcher still holds the old version.
+    let stale = second
+        .reject_complaint(pb::RejectComplaintRequest {
+            request_id: rid(),
+            complaint_id: id.clone(),
+            expected_version: seen.version,
+            reason: "重复诉求".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted);
+
+    let other = file_one(&mut citizen, "req-stale-0002").await;
+    let reused = first
+        .accept_for_filing(pb::AcceptForFilingRequest {
+            request_id: "req-accept-once".to_owned(),
+            complaint_id: other,
+            expected_version: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reused.code(), Code::InvalidArgument);
+    assert_eq!(get_case(&mut first, &id).await.version, accepted.version);
+}
+
+async fn illegal_transitions_are_refused_and_change_nothing(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let mut citizen = app.citizen("alice").await;
+    let mut dispatcher = app.dispatcher().await;
+    let mut municipal = app.handler(MUNICIPAL).await;
+    let mut water = app.handler(WATER).await;
+
+    let rejected_id = file_one(&mut citizen, "req-illegal-01").await;
+    let rejected = dispatcher
+        .reject_complaint(pb::RejectComplaintRequest {
+            request_id: rid(),
+            complaint_id: rejected_id.clone(),
+            expected_version: 1,
+            reason: "不属于本区管辖".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        rejected.complaint.as_ref().unwrap().status_reason,
+        "不属于本区管辖"
+    );
+    let status = dispatcher
+        .dispatch_case(pb::DispatchCaseRequest {
+            request_id: rid(),
+            complaint_id: rejected_id.clone(),
+            expected_version: rejected.version,
+            lead_unit_id: MUNICIPAL.to_owned(),
+            co_unit_ids: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::FailedPrecondition,
+        "dispatching a rejected case"
+    );
+
+    let id = file_one(&mut citizen, "req-illegal-02").await;
+    let case = accept(&mut dispatcher, &id, 1).await;
+    let case = dispatch(&mut dispatcher, &case, MUNICIPAL, &[]).await;
+    let status = water
+        .resolve_case(pb::ResolveCaseRequest {
+            request_id: rid(),
+            complaint_id: id.clone(),
+            expected_version: case.version,
+            summary: "不是我们的".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "another unit's case");
+    let rate = citizen
+        .rate_complaint(pb::RateComplaintRequest {
+            complaint_id: id.clone(),
+            satisfaction: pb::Satisfaction::Satisfied.into(),
+            comment: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        rate.code(),
+        Code::FailedPrecondition,
+        "rating an unresolved case"
+    );
+    let empty_reason = dispatcher
+        .reject_complaint(pb::RejectComplaintRequest {
+            request_id: rid(),
+            complaint_id: id.clone(),
+            expected_version: case.version,
+            reason: " ".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(empty_reason.code(), Code::InvalidArgument);
+    let unknown_unit = dispatcher
+        .dispatch_case(pb::DispatchCaseRequest {
+            request_id: rid(),
+            complaint_id: id.clone(),
+            expected_version: case.version,
+            lead_unit_id: "dept:nowhere".to_owned(),
+            co_unit_ids: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        unknown_unit.code(),
+        Code::InvalidArgument | Code::FailedPrecondition
+    ));
+
+    let unchanged = get_case(&mut municipal, &id).await;
+    assert_eq!(unchanged.version, case.version);
+    assert_eq!(
+        unchanged.complaint.unwrap().status(),
+        pb::ComplaintStatus::Dispatched
+    );
+}
+
+async fn an_approved_extension_moves_the_deadline_the_citizen_sees(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let mut citizen = app.citizen("alice").await;
+    let mut dispatcher = app.dispatcher().await;
+    let mut municipal = app.handler(MUNICIPAL).await;
+    let mut supervisor = app
+        .staff("sup-pingshan", pb::Role::UnitSupervisor, "sd:pingshan")
+        .await;
+    let id = file_one(&mut citizen, "req-extend-001").await;
+    let case = accept(&mut dispatcher, &id, 1).await;
+    let case = dispatch(&mut dispatcher, &case, MUNICIPAL, &[]).await;
+    let old_deadline = case.complaint.as_ref().unwrap().deadline.unwrap();
+
+    let until = prost_types::Timestamp {
+        seconds: old_deadline.seconds + 3 * 86_400,
+        nanos: 0,
+    };
+    let asked = municipal
+        .request_extension(pb::RequestExtensionRequest {
+            request_id: rid(),
+            complaint_id: id.clone(),
+            expected_version: case.version,
+            until: Some(until),
+            reason: "需协调产权单位".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(asked.pending_extension.is_some());
+
+    let approved = supervisor
+        .decide_extension(pb::DecideExtensionRequest {
+            request_id: rid(),
+            complaint_id: id.clone(),
+            expected_version: asked.version,
+            approve: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(approved.pending_extension.is_none());
+
+    let seen = citizen
+        .get_complaint(pb::GetComplaintRequest { complaint_id: id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(seen.deadline.unwrap().seconds, until.seconds);
+}
+
+async fn a_merged_complaint_follows_the_survivor_without_seeing_it(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let mut alice = app.citizen("alice").await;
+    let mut bob = app.citizen("bob").await;
+    let mut dispatcher = app.dispatcher().await;
+    let mut municipal = app.handler(MUNICIPAL).await;
+    let survivor = file_one(&mut alice, "req-merge-0001").await;
+    let duplicate = file_one(&mut bob, "req-merge-0002").await;
+
+    let case = accept(&mut dispatcher, &survivor, 1).await;
+    dispatch(&mut dispatcher, &case, MUNICIPAL, &[]).await;
+    let merged = dispatcher
+        .merge_case(pb::MergeCaseRequest {
+            request_id: rid(),
+            complaint_id: duplicate.clone(),
+            expected_version: 1,
+            into_complaint_id: survivor.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(merged.merged_into, survivor);
+
+    resolve(&mut municipal, &survivor, "垃圾已清运完毕")
+        .await
+        .unwrap();
+
+    let bobs = bob
+        .get_complaint(pb::GetComplaintRequest {
+            complaint_id: duplicate.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(bobs.status(), pb::ComplaintStatus::Resolved);
+    let bobs_timeline: Vec<pb::ComplaintEvent> = bob
+        .watch_complaint(pb::WatchComplaintRequest {
+            complaint_id: duplicate,
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .take(3)
+        .map(|e| e.unwrap())
+        .collect()
+        .await;
+    let kinds: Vec<_> = bobs_timeline.iter().map(|e| e.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            pb::EventKind::Received,
+            pb::EventKind::Merged,
+            pb::EventKind::Resolved
+        ]
+    );
+    assert!(
+        bobs_timeline.iter().all(|e| e.complaint_id != survivor),
+        "only Bob's own ids"
+    );
+
+    let denied = bob
+        .get_complaint(pb::GetComplaintRequest {
+            complaint_id: survivor,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::NotFound);
+}
+
+async fn staff_register_a_hotline_call_for_a_citizen(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let mut dispatcher = app.dispatcher().await;
+    let mut call = crate::helpers::filing("ignored-0001");
+    call.channel = pb::Channel::Hotline.into();
+    call.request_id = String::new();
+
+    let request = pb::RegisterCaseRequest {
+        request_id: "req-hotline-01".to_owned(),
+        complaint: Some(call.clone()),
+    };
+    let case = dispatcher
+        .register_case(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let again = dispatcher
+        .register_case(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let complaint = case.complaint.unwrap();
+    assert_eq!(complaint.channel(), pb::Channel::Hotline);
+    assert_eq!(case.owner_unit_id, "centre");
+    assert_eq!(
+        again.complaint.unwrap().id,
+        complaint.id,
+        "a retried registration"
+    );
+
+    call.channel = pb::Channel::MiniProgram.into();
+    let status = dispatcher
+        .register_case(pb::RegisterCaseRequest {
+            request_id: "req-hotline-02".to_owned(),
+            complaint: Some(call),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
