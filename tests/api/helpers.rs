@@ -55,6 +55,8 @@ pub fn test_start() -> DateTime<Utc> {
 
 pub struct TestApp {
     pub app: Option<Application>,
+    /// The configuration the server started with, for replicas.
+    pub config: Config,
     pub address: SocketAddr,
     pub clock: Arc<ManualClock>,
     pub database_url: String,
@@ -84,6 +86,8 @@ impl TestApp {
         config.database_max_connections = 3;
         // Tests probe health explicitly; the background probe stays out of the way.
         config.health_probe_interval = Duration::from_secs(3600);
+        // Tests drive supervision with the manual clock.
+        config.supervision_interval = None;
         if engine == Engine::Postgres {
             config.redis_url = Some(redis_url());
             config.redis_prefix = format!("huying-test:{}:", random_name());
@@ -91,10 +95,11 @@ impl TestApp {
         adjust(&mut config);
 
         let clock = Arc::new(ManualClock::new(test_start()));
-        let app = Application::start(config, clock.clone())
+        let app = Application::start(config.clone(), clock.clone())
             .await
             .expect("the server starts");
         TestApp {
+            config,
             address: app.address(),
             app: Some(app),
             clock,
@@ -411,3 +416,33 @@ pub async fn resolve_through_staff(app: &TestApp, id: &str, lead: &str) {
         .await
         .unwrap();
 }
+
+impl TestApp {
+    /// A second server on the same database, Redis and keys: another replica.
+    pub async fn replica(&self) -> Application {
+        Application::start(self.config.clone(), self.clock.clone())
+            .await
+            .expect("the replica starts")
+    }
+
+    pub async fn supervise(&self) -> huying::service::supervision::TickReport {
+        use huying::clock::Clock;
+        let app = self.app.as_ref().expect("running");
+        app.supervise(self.clock.now())
+            .await
+            .expect("a supervision tick")
+    }
+
+    pub async fn directory(&self, subject: &str, role: pb::Role) -> DirectoryClient {
+        let session = self.sign_in(subject, role, "centre").await;
+        let token = session.session.unwrap().access_token;
+        huying::proto::v1::directory_service_client::DirectoryServiceClient::with_interceptor(
+            self.channel().await,
+            Bearer::new(&token),
+        )
+    }
+}
+
+pub type DirectoryClient = huying::proto::v1::directory_service_client::DirectoryServiceClient<
+    InterceptedService<Channel, Bearer>,
+>;

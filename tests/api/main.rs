@@ -17,5 +17,6 @@ mod rate_limit;
 mod rating;
 mod reflection;
 mod sessions;
+mod supervision;
 mod validation;
 mod watch;
