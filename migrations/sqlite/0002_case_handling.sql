@@ -36,10 +36,13 @@ ALTER TABLE complaints ADD COLUMN resolved_at INTEGER;
 ALTER TABLE complaints ADD COLUMN resolved_on_time INTEGER;
 ALTER TABLE complaints ADD COLUMN closed_at INTEGER;
 ALTER TABLE complaints ADD COLUMN merged_into INTEGER REFERENCES complaints (id);
+-- A probable duplicate found at filing, for the dispatcher to decide on.
+ALTER TABLE complaints ADD COLUMN duplicate_hint INTEGER REFERENCES complaints (id);
 ALTER TABLE complaints ADD COLUMN extension_unit_id TEXT;
 ALTER TABLE complaints ADD COLUMN extension_until INTEGER;
 ALTER TABLE complaints ADD COLUMN extension_reason TEXT;
 CREATE INDEX complaints_active_by_deadline ON complaints (status, deadline);
+CREATE INDEX complaints_by_category_recent ON complaints (category_code, created_at);
 CREATE INDEX complaints_by_survivor ON complaints (merged_into) WHERE merged_into IS NOT NULL;
 
 ALTER TABLE complaint_events ADD COLUMN unit_id TEXT;

@@ -303,6 +303,10 @@ pub fn case(case: &crate::domain::case::Case) -> pb::Case {
         resolved_at: handling.resolved_at.map(timestamp),
         resolved_on_time: handling.resolved_on_time.unwrap_or(false),
         resolution_summary: handling.resolution_summary.clone().unwrap_or_default(),
+        probable_duplicate_of: handling
+            .duplicate_hint
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
     }
 }
 

@@ -90,6 +90,20 @@ impl Services {
         self.reference().calendar.deadline(now, limit)
     }
 
+    /// An open complaint that looks like the same matter as `filing`.
+    pub async fn probable_duplicate(
+        &self,
+        filing: &crate::domain::complaint::ValidFiling,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ComplaintId>, DomainError> {
+        let since = now - chrono::Duration::hours(crate::domain::complaint::DUPLICATE_WINDOW_HOURS);
+        let recent = self
+            .store
+            .recent_open_in_category(&filing.category_code, since)
+            .await?;
+        Ok(filing.probable_duplicate(&recent))
+    }
+
     /// A case the staff member may see; others are reported as not found.
     pub async fn get_case(&self, staff: &Principal, id: ComplaintId) -> Result<Case, DomainError> {
         let case = self
@@ -183,6 +197,7 @@ impl Services {
         let citizen = self.store.upsert_account(&identity, now).await?;
         let mut first_event = NewComplaint::received_event(staff.account_id, now);
         first_event.unit_id = Some(unit.to_owned());
+        let duplicate_hint = self.probable_duplicate(&filing, now).await?;
         let new = NewComplaint {
             citizen_id: citizen.id,
             request_id: RequestId::for_staff(staff.account_id, &request_id),
@@ -197,6 +212,7 @@ impl Services {
             photo_ids: filing.photo_ids,
             created_at: now,
             owner_unit_id: Some(unit.to_owned()),
+            duplicate_hint,
             first_event,
         };
         let id = match self.store.file_complaint(&new).await? {

@@ -64,6 +64,7 @@ impl Services {
             .as_ref()
             .map(|phone| self.cipher.encrypt(phone))
             .transpose()?;
+        let duplicate_hint = self.probable_duplicate(&filing, now).await?;
         let new = NewComplaint {
             citizen_id: citizen.account_id,
             fingerprint: fingerprint.clone(),
@@ -77,6 +78,7 @@ impl Services {
             photo_ids: filing.photo_ids,
             created_at: now,
             owner_unit_id: None,
+            duplicate_hint,
             first_event: NewComplaint::received_event(citizen.account_id, now),
             request_id: filing.request_id,
         };

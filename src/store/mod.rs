@@ -155,6 +155,13 @@ pub trait CaseStore: Send + Sync + 'static {
 
     async fn queue(&self, query: &QueueQuery) -> anyhow::Result<Vec<Complaint>>;
 
+    /// Open complaints of a category filed since `since`, newest first.
+    async fn recent_open_in_category(
+        &self,
+        category_code: &str,
+        since: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<Complaint>>;
+
     async fn units(&self) -> anyhow::Result<Vec<Unit>>;
 
     /// Inserts or updates units, all or none.

@@ -19,7 +19,7 @@ macro_rules! complaint_columns {
          rating_round, last_sequence, version, owner_unit_id, lead_unit_id, urgency, \
          accepted_at, deadline_provisional, overdue, escalation_level, rework_round, \
          resolution_summary, resolved_at, resolved_on_time, closed_at, merged_into, \
-         extension_unit_id, extension_until, extension_reason"
+         extension_unit_id, extension_until, extension_reason, duplicate_hint"
     };
 }
 
@@ -124,6 +124,7 @@ macro_rules! shared_store_impl {
             let escalation_level: i32 = row.try_get("escalation_level")?;
             let rework_round: i32 = row.try_get("rework_round")?;
             let merged_into: Option<i64> = row.try_get("merged_into")?;
+            let duplicate_hint: Option<i64> = row.try_get("duplicate_hint")?;
             let extension_unit: Option<String> = row.try_get("extension_unit_id")?;
             let extension = match (extension_unit, optional_time(row, "extension_until")?) {
                 (Some(unit_id), Some(until)) => Some(ExtensionRequest {
@@ -148,6 +149,7 @@ macro_rules! shared_store_impl {
                 resolved_on_time: row.try_get("resolved_on_time")?,
                 closed_at: optional_time(row, "closed_at")?,
                 merged_into: merged_into.map(ComplaintId),
+                duplicate_hint: duplicate_hint.map(ComplaintId),
                 extension,
             })
         }
@@ -520,9 +522,9 @@ macro_rules! shared_store_impl {
                        (citizen_id, request_id, request_fingerprint, kind, channel, status, \
                         text, category_code, address, latitude, longitude, contact_phone_cipher, \
                         contact_phone_masked, photo_ids, created_at, updated_at, \
-                        owner_unit_id, last_sequence, version) \
+                        owner_unit_id, duplicate_hint, last_sequence, version) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, \
-                             $16, 1, 1) \
+                             $16, $17, 1, 1) \
                      ON CONFLICT (citizen_id, request_id) DO NOTHING \
                      RETURNING id",
                 )
@@ -542,6 +544,7 @@ macro_rules! shared_store_impl {
                 .bind(photo_ids)
                 .bind(to_db(new.created_at))
                 .bind(&new.owner_unit_id)
+                .bind(new.duplicate_hint.map(|id| id.0))
                 .fetch_optional(&mut *tx)
                 .await
                 .context("Failed to insert a complaint")?;

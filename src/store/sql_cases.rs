@@ -217,6 +217,27 @@ macro_rules! case_store_impl {
                 rows.iter().map(complaint_from_row).collect()
             }
 
+            async fn recent_open_in_category(
+                &self,
+                category_code: &str,
+                since: chrono::DateTime<chrono::Utc>,
+            ) -> anyhow::Result<Vec<Complaint>> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    $crate::store::sql::complaint_columns!(),
+                    " FROM complaints WHERE category_code = $1 AND created_at >= $2 \
+                      AND merged_into IS NULL \
+                      AND status IN ('received', 'accepted', 'dispatched', 'in_progress') \
+                     ORDER BY id DESC LIMIT 100"
+                ))
+                .bind(category_code)
+                .bind(to_db(since))
+                .fetch_all(&self.pool)
+                .await
+                .context("Failed to read recent complaints")?;
+                rows.iter().map(complaint_from_row).collect()
+            }
+
             async fn units(&self) -> anyhow::Result<Vec<Unit>> {
                 let rows = sqlx::query("SELECT id, kind, name_zh, name_en, parent_id FROM units ORDER BY id")
                     .fetch_all(&self.pool)

@@ -17,6 +17,9 @@ on_both_engines!(
     an_approved_extension_moves_the_deadline_the_citizen_sees,
     a_merged_complaint_follows_the_survivor_without_seeing_it,
     staff_register_a_hotline_call_for_a_citizen,
+    a_probable_duplicate_is_shown_to_the_dispatcher,
+    a_consultation_is_answered_and_closed_at_once,
+    queues_show_a_units_cases_by_deadline_with_filters,
 );
 
 async fn accept(dispatcher: &mut CaseClient, id: &str, version: u64) -> pb::Case {
@@ -518,4 +521,211 @@ async fn staff_register_a_hotline_call_for_a_citizen(engine: Engine) {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+async fn a_probable_duplicate_is_shown_to_the_dispatcher(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let mut alice = app.citizen("alice").await;
+    let mut bob = app.citizen("bob").await;
+    let mut dispatcher = app.dispatcher().await;
+    let first = file_one(&mut alice, "req-dup-000001").await;
+
+    // Bob reports the same pile from a few metres away.
+    let mut same_place = crate::helpers::filing("req-dup-000002");
+    same_place.location.as_mut().unwrap().address = String::new();
+    same_place
+        .location
+        .as_mut()
+        .unwrap()
+        .coordinates
+        .as_mut()
+        .unwrap()
+        .latitude += 0.0003;
+    let second = bob
+        .file_complaint(same_place)
+        .await
+        .unwrap()
+        .into_inner()
+        .complaint
+        .unwrap()
+        .id;
+    // Elsewhere in the district, another category.
+    let mut elsewhere = crate::helpers::filing("req-dup-000003");
+    elsewhere.category_code = "010104".to_owned();
+    let third = bob
+        .file_complaint(elsewhere)
+        .await
+        .unwrap()
+        .into_inner()
+        .complaint
+        .unwrap()
+        .id;
+
+    assert_eq!(
+        get_case(&mut dispatcher, &second)
+            .await
+            .probable_duplicate_of,
+        first
+    );
+    assert_eq!(
+        get_case(&mut dispatcher, &third)
+            .await
+            .probable_duplicate_of,
+        ""
+    );
+    assert_eq!(
+        get_case(&mut dispatcher, &first)
+            .await
+            .probable_duplicate_of,
+        ""
+    );
+}
+
+async fn a_consultation_is_answered_and_closed_at_once(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let mut citizen = app.citizen("alice").await;
+    let mut dispatcher = app.dispatcher().await;
+    let mut question = crate::helpers::filing("req-question-1");
+    question.kind = pb::ComplaintKind::Consultation.into();
+    question.text = "垃圾分类投放的时间是几点到几点？".to_owned();
+    let id = citizen
+        .file_complaint(question)
+        .await
+        .unwrap()
+        .into_inner()
+        .complaint
+        .unwrap()
+        .id;
+
+    let answered = dispatcher
+        .answer_consultation(pb::AnswerConsultationRequest {
+            request_id: rid(),
+            complaint_id: id.clone(),
+            expected_version: 1,
+            answer: "每天7:00-9:00和19:00-21:00。".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        answered.complaint.unwrap().status(),
+        pb::ComplaintStatus::Closed
+    );
+
+    let complaint = file_one(&mut citizen, "req-question-2").await;
+    let refused = dispatcher
+        .answer_consultation(pb::AnswerConsultationRequest {
+            request_id: rid(),
+            complaint_id: complaint,
+            expected_version: 1,
+            answer: "不适用".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::FailedPrecondition,
+        "only consultations are answered"
+    );
+}
+
+async fn queues_show_a_units_cases_by_deadline_with_filters(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let mut citizen = app.citizen("alice").await;
+    let mut dispatcher = app.dispatcher().await;
+
+    // Three cases for the municipal office with different limits, one for water.
+    let mut ids = Vec::new();
+    for (i, (category, lead)) in [
+        ("010102", MUNICIPAL),
+        ("010101", MUNICIPAL),
+        ("010102", WATER),
+        ("010102", MUNICIPAL),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut request = crate::helpers::filing(&format!("req-queue-{i:04}"));
+        request.category_code = category.to_owned();
+        // Far enough apart not to look like duplicates.
+        request
+            .location
+            .as_mut()
+            .unwrap()
+            .coordinates
+            .as_mut()
+            .unwrap()
+            .latitude += 0.01 * i as f64;
+        request.location.as_mut().unwrap().address = format!("坪山大道{i}号");
+        let id = citizen
+            .file_complaint(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .complaint
+            .unwrap()
+            .id;
+        let case = accept(&mut dispatcher, &id, 1).await;
+        dispatch(&mut dispatcher, &case, lead, &[]).await;
+        ids.push(id);
+        app.clock.advance(chrono::Duration::minutes(1));
+    }
+
+    let mut municipal = app.handler(MUNICIPAL).await;
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = municipal
+            .list_queue(pb::ListQueueRequest {
+                page_size: 2,
+                page_token: page_token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        seen.extend(page.cases.into_iter().map(|c| c.complaint.unwrap().id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    // 010101 is due within working hours, so it comes first; water's is not listed.
+    assert_eq!(seen, [ids[1].clone(), ids[0].clone(), ids[3].clone()]);
+
+    let due_soon = municipal
+        .list_queue(pb::ListQueueRequest {
+            due_within_hours: 24,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(due_soon.cases.len(), 1);
+    let by_category = municipal
+        .list_queue(pb::ListQueueRequest {
+            category_code: "010102".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_category.cases.len(), 2);
+    let overdue = municipal
+        .list_queue(pb::ListQueueRequest {
+            overdue_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(overdue.cases.is_empty());
+
+    // The dispatcher sees all four.
+    let all = dispatcher
+        .list_queue(pb::ListQueueRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.cases.len(), 4);
 }

@@ -288,8 +288,12 @@ async fn template_database() -> String {
 /// Changes whenever a migration changes, so a stale template is never used.
 fn schema_digest() -> String {
     use sha2::{Digest, Sha256};
-    let sql = include_str!("../../migrations/postgres/0001_initial.sql");
-    let digest = Sha256::digest(sql.as_bytes());
+    let mut hasher = Sha256::new();
+    hasher.update(include_str!("../../migrations/postgres/0001_initial.sql"));
+    hasher.update(include_str!(
+        "../../migrations/postgres/0002_case_handling.sql"
+    ));
+    let digest = hasher.finalize();
     digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
