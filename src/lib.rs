@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod bus;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;

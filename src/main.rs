@@ -13,6 +13,16 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("admin") {
+        args.remove(0);
+        if let Err(error) = huying::cli::run(args).await {
+            eprintln!("error: {error:#}");
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
+
     let config = Config::from_env().context("Failed to read the configuration")?;
     huying::telemetry::init(config.log_format);
 
