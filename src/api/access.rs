@@ -206,6 +206,11 @@ pub const RULES: &[Rule] = &[
         Scope::UnitCases,
     ),
     rule(
+        "/huying.v1.CaseService/HandOverCase",
+        Audience::Roles(DISPATCH),
+        Scope::UnitCases,
+    ),
+    rule(
         "/huying.v1.DirectoryService/ListUnits",
         Audience::Roles(STAFF),
         Scope::Anything,
@@ -222,6 +227,11 @@ pub const RULES: &[Rule] = &[
     ),
     rule(
         "/huying.v1.DirectoryService/SaveUnit",
+        Audience::Roles(SYSTEM_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.DirectoryService/SaveStaffMember",
         Audience::Roles(SYSTEM_ADMIN),
         Scope::Anything,
     ),

@@ -260,6 +260,22 @@ impl CaseService for CaseApi {
         .await
     }
 
+    async fn hand_over_case(&self, request: Request<pb::HandOverCaseRequest>) -> CaseResult {
+        let r = request.get_ref().clone();
+        let action = StaffAction::HandOver {
+            to_unit: r.to_unit_id,
+            reason: r.reason,
+        };
+        self.act(
+            &request,
+            &r.request_id,
+            &r.complaint_id,
+            r.expected_version,
+            action,
+        )
+        .await
+    }
+
     async fn record_follow_up(&self, request: Request<pb::RecordFollowUpRequest>) -> CaseResult {
         let r = request.get_ref().clone();
         let action = StaffAction::FollowUp { outcome: r.outcome };

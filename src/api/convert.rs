@@ -155,6 +155,7 @@ fn event_kind_to_proto(kind: EventKind) -> pb::EventKind {
         EventKind::ExtensionRefused => pb::EventKind::ExtensionRefused,
         EventKind::FollowUp => pb::EventKind::FollowUp,
         EventKind::Answered => pb::EventKind::Answered,
+        EventKind::HandedOver => pb::EventKind::HandedOver,
     }
 }
 

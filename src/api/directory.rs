@@ -88,16 +88,30 @@ impl DirectoryService for DirectoryApi {
             .await
             .map_err(crate::domain::DomainError::from)?;
         Ok(Response::new(pb::ListStaffResponse {
-            staff: staff
-                .iter()
-                .map(|account| pb::StaffMember {
-                    account_id: account.id.to_string(),
-                    role: convert::role_to_proto(account.role).into(),
-                    unit_id: account.unit_id.clone().unwrap_or_default(),
-                    display_name: account.display_name.clone(),
-                })
-                .collect(),
+            staff: staff.iter().map(staff_member).collect(),
         }))
+    }
+
+    async fn save_staff_member(
+        &self,
+        request: Request<pb::SaveStaffMemberRequest>,
+    ) -> Result<Response<pb::StaffMember>, Status> {
+        let request = request.into_inner();
+        let id = request
+            .account_id
+            .parse()
+            .map_err(|_| crate::domain::DomainError::NotFound("staff member"))?;
+        let Some(role) = convert::role_from_proto(request.role) else {
+            return Err(crate::domain::DomainError::invalid("role", "must be set").into());
+        };
+        let account = crate::domain::account::Account {
+            id: crate::domain::account::AccountId(id),
+            role,
+            unit_id: Some(request.unit_id),
+            display_name: request.display_name,
+        };
+        let saved = self.services.save_staff_member(account).await?;
+        Ok(Response::new(staff_member(&saved)))
     }
 
     async fn get_calendar(
@@ -116,5 +130,14 @@ impl DirectoryService for DirectoryApi {
             .load_calendar_year(request.year, &request.off_days, &request.working_days)
             .await?;
         Ok(Response::new(self.calendar()))
+    }
+}
+
+fn staff_member(account: &crate::domain::account::Account) -> pb::StaffMember {
+    pb::StaffMember {
+        account_id: account.id.to_string(),
+        role: convert::role_to_proto(account.role).into(),
+        unit_id: account.unit_id.clone().unwrap_or_default(),
+        display_name: account.display_name.clone(),
     }
 }

@@ -579,6 +579,41 @@ impl Case {
         Ok(change)
     }
 
+    /// Formally passes first-inquiry ownership to another unit; until then
+    /// the unit that first received the matter answers for it.
+    pub fn hand_over(
+        &self,
+        actor: &Actor,
+        to_unit: &str,
+        reason: &str,
+        directory: &Directory,
+        now: DateTime<Utc>,
+    ) -> Result<ComplaintChange, DomainError> {
+        let reason = required_text("reason", reason)?;
+        let Some(unit) = directory.get(to_unit) else {
+            return Err(DomainError::invalid("to_unit_id", "no unit has this id"));
+        };
+        let closed = [
+            ComplaintStatus::Rejected,
+            ComplaintStatus::Closed,
+            ComplaintStatus::Withdrawn,
+        ];
+        if closed.contains(&self.status()) {
+            return Err(refuse("a finished case is not handed over"));
+        }
+        if self.complaint.handling.owner_unit_id.as_deref() == Some(to_unit) {
+            return Err(refuse("the unit already owns this case"));
+        }
+
+        let message = format!("首问责任移交至{}：{reason}", unit.name_zh);
+        let mut event = self.event(EventKind::HandedOver, self.status(), actor, message);
+        event.visible_to_citizen = false;
+        event.unit_id = Some(to_unit.to_owned());
+        let mut change = self.change_at(self.status(), event, now);
+        change.after.handling.owner_unit_id = Some(to_unit.to_owned());
+        Ok(change)
+    }
+
     /// Records the outcome of a telephone follow-up (电话回访).
     pub fn record_follow_up(
         &self,

@@ -126,6 +126,7 @@ stored_enum!(EventKind {
     ExtensionRefused => "extension_refused",
     FollowUp => "follow_up",
     Answered => "answered",
+    HandedOver => "handed_over",
 });
 
 /// The client's idempotency key for one attempt to create something.

@@ -53,6 +53,10 @@ pub enum StaffAction {
     FollowUp {
         outcome: String,
     },
+    HandOver {
+        to_unit: String,
+        reason: String,
+    },
 }
 
 /// Filters of a queue listing.
@@ -338,6 +342,9 @@ impl Services {
                 case.merge_into(actor, &survivor, now)
             }
             StaffAction::FollowUp { outcome } => case.record_follow_up(actor, &outcome, now),
+            StaffAction::HandOver { to_unit, reason } => {
+                case.hand_over(actor, &to_unit, &reason, directory, now)
+            }
         }
     }
 

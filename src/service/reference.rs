@@ -8,6 +8,7 @@ use anyhow::Context;
 use chrono::{Datelike, NaiveDate};
 
 use super::Services;
+use crate::domain::account::Account;
 use crate::domain::calendar::{DayKind, WorkCalendar};
 use crate::domain::complaint::ComplaintStatus;
 use crate::domain::directory::{Directory, Unit, UnitKind};
@@ -106,6 +107,19 @@ impl Services {
             .await?;
         self.load_reference().await?;
         Ok(unit)
+    }
+
+    /// Moves a staff member to another unit or role.
+    pub async fn save_staff_member(&self, account: Account) -> Result<Account, DomainError> {
+        if !account.role.is_staff() {
+            return Err(DomainError::invalid("role", "must be a staff role"));
+        }
+        let unit = account.unit_id.as_deref().unwrap_or_default();
+        if self.reference().directory.get(unit).is_none() {
+            return Err(DomainError::invalid("unit_id", "no unit has this id"));
+        }
+        let saved = self.store.update_staff(&account, self.clock.now()).await?;
+        saved.ok_or(DomainError::NotFound("staff member"))
     }
 
     /// Loads one year's official notice and recomputes the provisional

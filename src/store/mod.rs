@@ -185,6 +185,14 @@ pub trait CaseStore: Send + Sync + 'static {
         updates: &[(ComplaintId, DateTime<Utc>, bool)],
     ) -> anyhow::Result<()>;
 
+    /// Changes a staff account's role, unit and name; `None` when no staff
+    /// account has the id.
+    async fn update_staff(
+        &self,
+        account: &Account,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<Account>>;
+
     /// Staff accounts, optionally of one unit.
     async fn staff_accounts(&self, unit_id: Option<&str>) -> anyhow::Result<Vec<Account>>;
 }

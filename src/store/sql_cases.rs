@@ -350,6 +350,27 @@ macro_rules! case_store_impl {
                 Ok(())
             }
 
+            async fn update_staff(
+                &self,
+                account: &Account,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> anyhow::Result<Option<Account>> {
+                let row = sqlx::query(
+                    "UPDATE accounts SET role = $2, unit_id = $3, display_name = $4, updated_at = $5 \
+                     WHERE id = $1 AND role <> 'citizen' \
+                     RETURNING id, role, unit_id, display_name",
+                )
+                .bind(account.id.0)
+                .bind(account.role.as_str())
+                .bind(&account.unit_id)
+                .bind(&account.display_name)
+                .bind(to_db(now))
+                .fetch_optional(&self.pool)
+                .await
+                .context("Failed to update a staff account")?;
+                row.as_ref().map(account_from_row).transpose()
+            }
+
             async fn staff_accounts(&self, unit_id: Option<&str>) -> anyhow::Result<Vec<Account>> {
                 let mut sql = sqlx::QueryBuilder::<$db>::new(
                     "SELECT id, role, unit_id, display_name FROM accounts WHERE role <> 'citizen'",

@@ -20,6 +20,7 @@ on_both_engines!(
     a_probable_duplicate_is_shown_to_the_dispatcher,
     a_consultation_is_answered_and_closed_at_once,
     queues_show_a_units_cases_by_deadline_with_filters,
+    hand_overs_follow_ups_and_refused_extensions_are_recorded,
 );
 
 async fn accept(dispatcher: &mut CaseClient, id: &str, version: u64) -> pb::Case {
@@ -728,4 +729,104 @@ async fn queues_show_a_units_cases_by_deadline_with_filters(engine: Engine) {
         .unwrap()
         .into_inner();
     assert_eq!(all.cases.len(), 4);
+}
+
+async fn hand_overs_follow_ups_and_refused_extensions_are_recorded(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let mut citizen = app.citizen("alice").await;
+    let mut dispatcher = app.dispatcher().await;
+    let mut municipal = app.handler(MUNICIPAL).await;
+    let mut supervisor = app
+        .staff("sup-district", pb::Role::DistrictSupervisor, "centre")
+        .await;
+    let id = file_one(&mut citizen, "req-handover-1").await;
+    let case = accept(&mut dispatcher, &id, 1).await;
+    let case = dispatch(&mut dispatcher, &case, MUNICIPAL, &[]).await;
+
+    let handed = dispatcher
+        .hand_over_case(pb::HandOverCaseRequest {
+            request_id: rid(),
+            complaint_id: id.clone(),
+            expected_version: case.version,
+            to_unit_id: "sd:pingshan".to_owned(),
+            reason: "街道统筹处置".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(handed.owner_unit_id, "sd:pingshan");
+
+    let deadline = handed.complaint.as_ref().unwrap().deadline.unwrap();
+    let asked = municipal
+        .request_extension(pb::RequestExtensionRequest {
+            request_id: rid(),
+            complaint_id: id.clone(),
+            expected_version: handed.version,
+            until: Some(prost_types::Timestamp {
+                seconds: deadline.seconds + 86_400,
+                nanos: 0,
+            }),
+            reason: "等待材料".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let refused = supervisor
+        .decide_extension(pb::DecideExtensionRequest {
+            request_id: rid(),
+            complaint_id: id.clone(),
+            expected_version: asked.version,
+            approve: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(refused.pending_extension.is_none());
+    assert_eq!(
+        refused.complaint.as_ref().unwrap().deadline.unwrap(),
+        deadline
+    );
+
+    let followed = dispatcher
+        .record_follow_up(pb::RecordFollowUpRequest {
+            request_id: rid(),
+            complaint_id: id.clone(),
+            expected_version: refused.version,
+            outcome: "电话回访：市民确认已在处理".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    let events = dispatcher
+        .list_case_events(pb::ListCaseEventsRequest {
+            complaint_id: id,
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let last: Vec<(pb::EventKind, bool)> = events[events.len() - 4..]
+        .iter()
+        .map(|e| (e.event.as_ref().unwrap().kind(), e.visible_to_citizen))
+        .collect();
+    use pb::EventKind::*;
+    assert_eq!(
+        last,
+        [
+            (HandedOver, false),
+            (ExtensionRequested, false),
+            (ExtensionRefused, false),
+            (FollowUp, false)
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .skip(1)
+            .all(|e| !e.actor_account_id.is_empty()),
+        "every staff action records who did it"
+    );
+    assert_eq!(followed.version, refused.version + 1);
 }

@@ -245,3 +245,52 @@ async fn administrators_maintain_the_directory_as_one_tree() {
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn administrators_move_staff_between_units() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let handler = app
+        .sign_in("handler-move", pb::Role::Handler, "cm:heping")
+        .await;
+    let account_id = handler.principal.unwrap().account_id;
+    let mut admin = app.directory("admin-1", pb::Role::SystemAdmin).await;
+
+    let moved = admin
+        .save_staff_member(pb::SaveStaffMemberRequest {
+            account_id: account_id.clone(),
+            role: pb::Role::UnitSupervisor.into(),
+            unit_id: "sd:pingshan".to_owned(),
+            display_name: "王主任".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (moved.role(), moved.unit_id.as_str()),
+        (pb::Role::UnitSupervisor, "sd:pingshan")
+    );
+
+    let staff = admin
+        .list_staff(pb::ListStaffRequest {
+            unit_id: "sd:pingshan".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .staff;
+    assert_eq!(
+        staff.iter().map(|s| &s.account_id).collect::<Vec<_>>(),
+        [&account_id]
+    );
+
+    let bad_unit = admin
+        .save_staff_member(pb::SaveStaffMemberRequest {
+            account_id,
+            role: pb::Role::Handler.into(),
+            unit_id: "sd:atlantis".to_owned(),
+            display_name: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_unit.code(), tonic::Code::InvalidArgument);
+}
