@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::{caller, convert};
+use crate::domain::DomainError;
 use crate::domain::case::DispatchPlan;
 use crate::domain::complaint::ComplaintId;
 use crate::proto::v1 as pb;
@@ -21,24 +22,56 @@ impl CaseApi {
         CaseApi { services }
     }
 
-    /// Runs one action named by a request's common fields.
-    async fn act<T>(
+    /// Runs the action a request describes on the case it names.
+    async fn act<T: ActionRequest>(
         &self,
-        request: &Request<T>,
-        request_id: &str,
-        complaint_id: &str,
-        expected_version: u64,
-        action: StaffAction,
-    ) -> Result<Response<pb::Case>, Status> {
-        let staff = caller(request)?;
-        let id = ComplaintId::parse(complaint_id)?;
+        request: Request<T>,
+        action: impl FnOnce(T) -> Result<StaffAction, Status>,
+    ) -> CaseResult {
+        let staff = caller(&request)?;
+        let request = request.into_inner();
+        let (request_id, complaint_id, expected_version) = request.target();
+        let (request_id, id) = (request_id.to_owned(), ComplaintId::parse(complaint_id)?);
+        let action = action(request)?;
         let case = self
             .services
-            .act_on_case(&staff, request_id, id, expected_version, action)
+            .act_on_case(&staff, &request_id, id, expected_version, action)
             .await?;
         Ok(Response::new(convert::case(&case)))
     }
 }
+
+/// The fields every staff action request carries.
+trait ActionRequest {
+    /// (request id, complaint id, expected version)
+    fn target(&self) -> (&str, &str, u64);
+}
+
+macro_rules! action_requests {
+    ($($request:ty),+ $(,)?) => {
+        $(impl ActionRequest for $request {
+            fn target(&self) -> (&str, &str, u64) {
+                (&self.request_id, &self.complaint_id, self.expected_version)
+            }
+        })+
+    };
+}
+
+action_requests!(
+    pb::AcceptForFilingRequest,
+    pb::RejectComplaintRequest,
+    pb::AnswerConsultationRequest,
+    pb::DispatchCaseRequest,
+    pb::ReturnCaseRequest,
+    pb::ReportPartRequest,
+    pb::AddProgressNoteRequest,
+    pb::RequestExtensionRequest,
+    pb::DecideExtensionRequest,
+    pb::ResolveCaseRequest,
+    pb::MergeCaseRequest,
+    pb::RecordFollowUpRequest,
+    pb::HandOverCaseRequest,
+);
 
 type CaseResult = Result<Response<pb::Case>, Status>;
 
@@ -104,188 +137,99 @@ impl CaseService for CaseApi {
     }
 
     async fn accept_for_filing(&self, request: Request<pb::AcceptForFilingRequest>) -> CaseResult {
-        let r = request.get_ref().clone();
-        self.act(
-            &request,
-            &r.request_id,
-            &r.complaint_id,
-            r.expected_version,
-            StaffAction::Accept,
-        )
-        .await
+        self.act(request, |_| Ok(StaffAction::Accept)).await
     }
 
     async fn reject_complaint(&self, request: Request<pb::RejectComplaintRequest>) -> CaseResult {
-        let r = request.get_ref().clone();
-        let action = StaffAction::Reject { reason: r.reason };
-        self.act(
-            &request,
-            &r.request_id,
-            &r.complaint_id,
-            r.expected_version,
-            action,
-        )
-        .await
+        self.act(request, |r| Ok(StaffAction::Reject { reason: r.reason }))
+            .await
     }
 
     async fn answer_consultation(
         &self,
         request: Request<pb::AnswerConsultationRequest>,
     ) -> CaseResult {
-        let r = request.get_ref().clone();
-        let action = StaffAction::Answer { answer: r.answer };
-        self.act(
-            &request,
-            &r.request_id,
-            &r.complaint_id,
-            r.expected_version,
-            action,
-        )
-        .await
+        self.act(request, |r| Ok(StaffAction::Answer { answer: r.answer }))
+            .await
     }
 
     async fn dispatch_case(&self, request: Request<pb::DispatchCaseRequest>) -> CaseResult {
-        let r = request.get_ref().clone();
-        let action = StaffAction::Dispatch(DispatchPlan {
-            lead: r.lead_unit_id,
-            co_units: r.co_unit_ids,
-        });
-        self.act(
-            &request,
-            &r.request_id,
-            &r.complaint_id,
-            r.expected_version,
-            action,
-        )
+        self.act(request, |r| {
+            Ok(StaffAction::Dispatch(DispatchPlan {
+                lead: r.lead_unit_id,
+                co_units: r.co_unit_ids,
+            }))
+        })
         .await
     }
 
     async fn return_case(&self, request: Request<pb::ReturnCaseRequest>) -> CaseResult {
-        let r = request.get_ref().clone();
-        let action = StaffAction::Return { reason: r.reason };
-        self.act(
-            &request,
-            &r.request_id,
-            &r.complaint_id,
-            r.expected_version,
-            action,
-        )
-        .await
+        self.act(request, |r| Ok(StaffAction::Return { reason: r.reason }))
+            .await
     }
 
     async fn report_part(&self, request: Request<pb::ReportPartRequest>) -> CaseResult {
-        let r = request.get_ref().clone();
-        let action = StaffAction::ReportPart { summary: r.summary };
-        self.act(
-            &request,
-            &r.request_id,
-            &r.complaint_id,
-            r.expected_version,
-            action,
-        )
+        self.act(request, |r| {
+            Ok(StaffAction::ReportPart { summary: r.summary })
+        })
         .await
     }
 
     async fn add_progress_note(&self, request: Request<pb::AddProgressNoteRequest>) -> CaseResult {
-        let r = request.get_ref().clone();
-        let action = StaffAction::Note {
-            note: r.note,
-            visible_to_citizen: r.visible_to_citizen,
-        };
-        self.act(
-            &request,
-            &r.request_id,
-            &r.complaint_id,
-            r.expected_version,
-            action,
-        )
+        self.act(request, |r| {
+            Ok(StaffAction::Note {
+                note: r.note,
+                visible_to_citizen: r.visible_to_citizen,
+            })
+        })
         .await
     }
 
     async fn request_extension(&self, request: Request<pb::RequestExtensionRequest>) -> CaseResult {
-        let r = request.get_ref().clone();
-        let action = StaffAction::RequestExtension {
-            until: convert::time_from_proto("until", r.until)?,
-            reason: r.reason,
-        };
-        self.act(
-            &request,
-            &r.request_id,
-            &r.complaint_id,
-            r.expected_version,
-            action,
-        )
+        self.act(request, |r| {
+            Ok(StaffAction::RequestExtension {
+                until: convert::time_from_proto("until", r.until)?,
+                reason: r.reason,
+            })
+        })
         .await
     }
 
     async fn decide_extension(&self, request: Request<pb::DecideExtensionRequest>) -> CaseResult {
-        let r = request.get_ref().clone();
-        let action = StaffAction::DecideExtension { approve: r.approve };
-        self.act(
-            &request,
-            &r.request_id,
-            &r.complaint_id,
-            r.expected_version,
-            action,
-        )
+        self.act(request, |r| {
+            Ok(StaffAction::DecideExtension { approve: r.approve })
+        })
         .await
     }
 
     async fn resolve_case(&self, request: Request<pb::ResolveCaseRequest>) -> CaseResult {
-        let r = request.get_ref().clone();
-        let action = StaffAction::Resolve { summary: r.summary };
-        self.act(
-            &request,
-            &r.request_id,
-            &r.complaint_id,
-            r.expected_version,
-            action,
-        )
-        .await
+        self.act(request, |r| Ok(StaffAction::Resolve { summary: r.summary }))
+            .await
     }
 
     async fn merge_case(&self, request: Request<pb::MergeCaseRequest>) -> CaseResult {
-        let r = request.get_ref().clone();
-        let into = ComplaintId::parse(&r.into_complaint_id).map_err(|_| {
-            crate::domain::DomainError::invalid("into_complaint_id", "no case has this id")
-        })?;
-        let action = StaffAction::Merge { into };
-        self.act(
-            &request,
-            &r.request_id,
-            &r.complaint_id,
-            r.expected_version,
-            action,
-        )
-        .await
-    }
-
-    async fn hand_over_case(&self, request: Request<pb::HandOverCaseRequest>) -> CaseResult {
-        let r = request.get_ref().clone();
-        let action = StaffAction::HandOver {
-            to_unit: r.to_unit_id,
-            reason: r.reason,
-        };
-        self.act(
-            &request,
-            &r.request_id,
-            &r.complaint_id,
-            r.expected_version,
-            action,
-        )
+        self.act(request, |r| {
+            let into = ComplaintId::parse(&r.into_complaint_id)
+                .map_err(|_| DomainError::invalid("into_complaint_id", "no case has this id"))?;
+            Ok(StaffAction::Merge { into })
+        })
         .await
     }
 
     async fn record_follow_up(&self, request: Request<pb::RecordFollowUpRequest>) -> CaseResult {
-        let r = request.get_ref().clone();
-        let action = StaffAction::FollowUp { outcome: r.outcome };
-        self.act(
-            &request,
-            &r.request_id,
-            &r.complaint_id,
-            r.expected_version,
-            action,
-        )
+        self.act(request, |r| {
+            Ok(StaffAction::FollowUp { outcome: r.outcome })
+        })
+        .await
+    }
+
+    async fn hand_over_case(&self, request: Request<pb::HandOverCaseRequest>) -> CaseResult {
+        self.act(request, |r| {
+            Ok(StaffAction::HandOver {
+                to_unit: r.to_unit_id,
+                reason: r.reason,
+            })
+        })
         .await
     }
 }

@@ -138,6 +138,20 @@ impl Case {
         )))
     }
 
+    /// The caller's assignment on a case being handled.
+    fn handling_assignment(
+        &self,
+        actor: &Actor,
+        directory: &Directory,
+        action: &str,
+    ) -> Result<Assignment, DomainError> {
+        self.expect_status(
+            &[ComplaintStatus::Dispatched, ComplaintStatus::InProgress],
+            action,
+        )?;
+        self.own_assignment(actor, directory).cloned()
+    }
+
     /// The caller's own active assignment on this case.
     fn own_assignment(
         &self,
@@ -285,11 +299,7 @@ impl Case {
         now: DateTime<Utc>,
     ) -> Result<ComplaintChange, DomainError> {
         let reason = required_text("reason", reason)?;
-        self.expect_status(
-            &[ComplaintStatus::Dispatched, ComplaintStatus::InProgress],
-            "returned",
-        )?;
-        let returning = self.own_assignment(actor, directory)?.clone();
+        let returning = self.handling_assignment(actor, directory, "returned")?;
 
         let mut assignments = self.assignments.clone();
         for assignment in assignments
@@ -335,11 +345,7 @@ impl Case {
         now: DateTime<Utc>,
     ) -> Result<ComplaintChange, DomainError> {
         let summary = required_text("summary", summary)?;
-        self.expect_status(
-            &[ComplaintStatus::Dispatched, ComplaintStatus::InProgress],
-            "reported on",
-        )?;
-        let own = self.own_assignment(actor, directory)?.clone();
+        let own = self.handling_assignment(actor, directory, "reported on")?;
         if own.lead {
             return Err(refuse(
                 "the lead unit resolves the case instead of reporting",
@@ -375,11 +381,7 @@ impl Case {
         now: DateTime<Utc>,
     ) -> Result<ComplaintChange, DomainError> {
         let note = required_text("note", note)?;
-        self.expect_status(
-            &[ComplaintStatus::Dispatched, ComplaintStatus::InProgress],
-            "noted",
-        )?;
-        let unit = self.own_assignment(actor, directory)?.unit_id.clone();
+        let unit = self.handling_assignment(actor, directory, "noted")?.unit_id;
 
         let mut event = self.event(
             EventKind::Progress,
@@ -402,11 +404,7 @@ impl Case {
         now: DateTime<Utc>,
     ) -> Result<ComplaintChange, DomainError> {
         let reason = required_text("reason", reason)?;
-        self.expect_status(
-            &[ComplaintStatus::Dispatched, ComplaintStatus::InProgress],
-            "extended",
-        )?;
-        let own = self.own_assignment(actor, directory)?.clone();
+        let own = self.handling_assignment(actor, directory, "extended")?;
         if !own.lead {
             return Err(refuse("only the lead unit may ask for an extension"));
         }
@@ -497,11 +495,7 @@ impl Case {
         now: DateTime<Utc>,
     ) -> Result<ComplaintChange, DomainError> {
         let summary = required_text("summary", summary)?;
-        self.expect_status(
-            &[ComplaintStatus::Dispatched, ComplaintStatus::InProgress],
-            "resolved",
-        )?;
-        let own = self.own_assignment(actor, directory)?;
+        let own = self.handling_assignment(actor, directory, "resolved")?;
         if !own.lead {
             return Err(refuse(
                 "only the lead unit resolves the case; report your part instead",
