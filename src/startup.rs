@@ -265,8 +265,15 @@ async fn probe(store: &Arc<dyn Store>, health: &HealthReporter) -> bool {
 /// Every replica runs this; marks in the store make each firing happen once.
 async fn supervise_forever(services: Arc<Services>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
+    let mut warned_on = None;
     loop {
         ticks.tick().await;
+        // Once a day is enough to remind operators of the calendar's end.
+        let today = crate::domain::time::local_date(services.clock.now());
+        if warned_on != Some(today) {
+            services.warn_if_calendar_runs_out();
+            warned_on = Some(today);
+        }
         let refreshed = services.load_reference().await;
         let result = match refreshed {
             Ok(()) => services.supervise(services.clock.now()).await.map(|_| ()),

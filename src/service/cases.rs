@@ -258,7 +258,7 @@ impl Services {
             .await?
             .ok_or(DomainError::NotFound("case"))?;
         let reference = self.reference();
-        if !may_see(staff, &case, &reference.directory) && !may_act_unseen(staff, &action) {
+        if !may_see(staff, &case, &reference.directory) {
             return Err(DomainError::PermissionDenied(
                 "this case is not in your unit's scope".to_owned(),
             ));
@@ -394,11 +394,6 @@ fn may_see(staff: &Principal, case: &Case, directory: &Directory) -> bool {
         }
         _ => false,
     }
-}
-
-/// Actions whose refusal the domain explains better than "not found".
-fn may_act_unseen(staff: &Principal, action: &StaffAction) -> bool {
-    staff.role == Role::Handler && !matches!(action, StaffAction::Merge { .. })
 }
 
 /// The units whose queue a staff member reads; `None` for all cases.

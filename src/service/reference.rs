@@ -69,17 +69,27 @@ impl Services {
         let directory = Directory::from_units(units).context("The stored directory is invalid")?;
         let calendar =
             WorkCalendar::new(years, exceptions).context("The stored calendar is invalid")?;
-        if calendar.runs_out_within(local_date(now), CALENDAR_WARNING_DAYS) {
-            tracing::warn!(
-                covered_until = ?calendar.covered_until(),
-                "the holiday calendar runs out soon: load next year's official notice"
-            );
-        }
         self.replace_reference(Reference {
             directory,
             calendar,
         });
         Ok(())
+    }
+
+    /// Logs a warning when the holiday calendar runs out within
+    /// `CALENDAR_WARNING_DAYS`; returns whether it does.
+    pub fn warn_if_calendar_runs_out(&self) -> bool {
+        let reference = self.reference();
+        let runs_out = reference
+            .calendar
+            .runs_out_within(local_date(self.clock.now()), CALENDAR_WARNING_DAYS);
+        if runs_out {
+            tracing::warn!(
+                covered_until = ?reference.calendar.covered_until(),
+                "the holiday calendar runs out soon: load next year's official notice"
+            );
+        }
+        runs_out
     }
 
     /// Adds or changes a unit, keeping the directory one valid tree.
