@@ -47,6 +47,7 @@ pub struct Config {
     /// How often the supervision loop runs; `None` runs none (tests drive it).
     pub supervision_interval: Option<Duration>,
     pub supervision: crate::service::supervision::SupervisionPolicy,
+    pub streams: crate::service::streams::StreamPolicy,
     pub log_format: LogFormat,
 }
 
@@ -138,6 +139,7 @@ impl Config {
             health_probe_interval: Duration::from_secs(5),
             supervision_interval: Some(Duration::from_secs(60)),
             supervision: Default::default(),
+            streams: Default::default(),
             log_format: LogFormat::Text,
         }
     }

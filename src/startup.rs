@@ -84,7 +84,12 @@ impl Application {
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();
         let serve = Server::builder()
             .accept_http1(true)
+            // Pings keep NAT and carrier proxies from dropping idle streams,
+            // and find dead peers.
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .layer(cors(&config.cors_origins)?)
+            .layer(crate::api::web::MarkGrpcWebLayer)
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(RpcLogLayer)
             .layer(AccessLayer::new(Arc::clone(&services)))
@@ -208,6 +213,7 @@ async fn build_services(
         stopping,
         reference: std::sync::RwLock::new(Arc::new(Reference::bundled())),
         supervision: config.supervision.clone(),
+        streams: config.streams,
     };
     services.load_reference().await?;
     Ok(services)

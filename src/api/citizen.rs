@@ -5,11 +5,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use super::web::GrpcWebCall;
 use super::{caller, convert};
 use crate::domain::complaint::ComplaintId;
 use crate::proto::v1 as pb;
 use crate::proto::v1::citizen_service_server::CitizenService;
 use crate::service::Services;
+use crate::service::streams::{EventStream, StreamEnd, StreamItem};
 
 pub struct CitizenApi {
     services: Arc<Services>,
@@ -21,7 +23,7 @@ impl CitizenApi {
     }
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ComplaintEvent, Status>> + Send>>;
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchComplaintResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl CitizenService for CitizenApi {
@@ -109,24 +111,58 @@ impl CitizenService for CitizenApi {
         }))
     }
 
-    type WatchComplaintStream = EventStream;
+    type WatchComplaintStream = WatchStream;
 
     async fn watch_complaint(
         &self,
         request: Request<pb::WatchComplaintRequest>,
-    ) -> Result<Response<EventStream>, Status> {
+    ) -> Result<Response<WatchStream>, Status> {
         let citizen = caller(&request)?;
+        let web = request.extensions().get::<GrpcWebCall>().is_some();
         let request = request.into_inner();
         let id = ComplaintId::parse(&request.complaint_id)?;
-        let events = self
+        let stream = self
             .services
-            .watch_own_complaint(&citizen, id, request.after_sequence)
+            .watch_own_complaint(&citizen, id, request.after_sequence, web)
             .await?;
-
-        let stream = ReceiverStream::new(events).map(|item| match item {
-            Ok(event) => Ok(convert::event(&event)),
-            Err(error) => Err(Status::from(error)),
-        });
-        Ok(Response::new(Box::pin(stream)))
+        let heartbeat = self.services.streams.heartbeat;
+        Ok(Response::new(watch_stream(stream, heartbeat)))
     }
+}
+
+/// Turns a stream's items into responses, and the reason it ended into the
+/// status the client sees: UNAVAILABLE where it should resume.
+fn watch_stream(stream: EventStream, heartbeat: std::time::Duration) -> WatchStream {
+    let EventStream { items, end } = stream;
+    let items = ReceiverStream::new(items).map(move |item| {
+        Ok(pb::WatchComplaintResponse {
+            item: Some(match item {
+                StreamItem::Event(event) => {
+                    pb::watch_complaint_response::Item::Event(convert::event(&event))
+                }
+                StreamItem::Heartbeat { resume_after } => {
+                    pb::watch_complaint_response::Item::Heartbeat(pb::Heartbeat {
+                        sent_at: Some(convert::timestamp(chrono::Utc::now())),
+                        resume_after_sequence: resume_after,
+                        interval_seconds: heartbeat.as_secs() as u32,
+                    })
+                }
+            }),
+        })
+    });
+    let ending = futures_util::stream::once(async move {
+        let reason = end.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match reason {
+            None | Some(StreamEnd::TimeLimit) => None,
+            Some(StreamEnd::ShuttingDown) => Some(Err(Status::unavailable(
+                "the server is restarting; resume with the last sequence you received",
+            ))),
+            Some(StreamEnd::FellBehind) => Some(Err(Status::unavailable(
+                "the stream fell behind; resume with the last sequence you received",
+            ))),
+            Some(StreamEnd::Failed(error)) => Some(Err(Status::from(error))),
+        }
+    })
+    .filter_map(|ending| ending);
+    Box::pin(items.chain(ending))
 }

@@ -10,6 +10,7 @@ mod convert;
 mod directory;
 pub mod logging;
 mod status;
+pub mod web;
 
 pub use auth::AuthApi;
 pub use case::CaseApi;

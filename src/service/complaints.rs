@@ -1,18 +1,14 @@
 //! The citizen's side of a complaint: filing, reading, withdrawing, rating
 //! and watching its progress.
 
-use std::sync::Arc;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use tokio::sync::mpsc;
 
 use super::Services;
-use crate::bus::BusMessage;
 use crate::domain::account::Principal;
 use crate::domain::complaint::{
-    Complaint, ComplaintChange, ComplaintEvent, ComplaintId, ComplaintStatus, FilingInput,
-    NewComplaint, Rework, Satisfaction, parse_optional_note,
+    Complaint, ComplaintChange, ComplaintId, ComplaintStatus, FilingInput, NewComplaint, Rework,
+    Satisfaction, parse_optional_note,
 };
 use crate::domain::error::DomainError;
 use crate::limiter::Decision;
@@ -22,10 +18,6 @@ pub const DEFAULT_PAGE_SIZE: u32 = 20;
 pub const MAX_PAGE_SIZE: u32 = 100;
 /// Attempts at a change whose version moved underneath it.
 const CHANGE_ATTEMPTS: usize = 3;
-/// Timeline events read from the store per query while catching up.
-const CATCH_UP_BATCH: u32 = 200;
-/// Events buffered per open stream before the writer waits for the client.
-const STREAM_BUFFER: usize = 32;
 
 /// A page of a citizen's complaints.
 #[derive(Debug, Clone)]
@@ -225,105 +217,6 @@ impl Services {
         Err(DomainError::Conflict(
             "the complaint is changing too fast; try again".to_owned(),
         ))
-    }
-
-    /// Streams a citizen's complaint timeline after `after_sequence`, then
-    /// each new event as it is written, until the receiver is dropped.
-    pub async fn watch_own_complaint(
-        self: &Arc<Self>,
-        citizen: &Principal,
-        id: ComplaintId,
-        after_sequence: u64,
-    ) -> Result<mpsc::Receiver<Result<ComplaintEvent, DomainError>>, DomainError> {
-        self.get_own_complaint(citizen, id).await?;
-
-        // Subscribe before reading the backlog, so that nothing written in
-        // between is missed; duplicates are dropped by sequence number.
-        let subscription = self.bus.subscribe(id);
-        let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-        let services = Arc::clone(self);
-        tokio::spawn(async move {
-            let watch = TimelineWatch {
-                services,
-                id,
-                last_sent: after_sequence,
-                sender,
-            };
-            watch.run(subscription).await;
-        });
-        Ok(receiver)
-    }
-}
-
-/// One open progress stream.
-struct TimelineWatch {
-    services: Arc<Services>,
-    id: ComplaintId,
-    /// The highest sequence number the client has been given (or skipped,
-    /// for events not meant for citizens).
-    last_sent: u64,
-    sender: mpsc::Sender<Result<ComplaintEvent, DomainError>>,
-}
-
-impl TimelineWatch {
-    async fn run(mut self, mut subscription: crate::bus::Subscription) {
-        let mut stopping = self.services.stopping.clone();
-        if self.catch_up().await.is_err() {
-            return;
-        }
-        loop {
-            let message = tokio::select! {
-                _ = self.sender.closed() => return,
-                // The client reconnects elsewhere and resumes by sequence.
-                _ = stopping.wait_for(|stopping| *stopping) => return,
-                message = subscription.next() => message,
-            };
-            let delivered = match message {
-                Some(BusMessage::Event(event)) if event.sequence <= self.last_sent => Ok(()),
-                Some(BusMessage::Event(event)) if event.sequence == self.last_sent + 1 => {
-                    self.deliver(event).await
-                }
-                // A gap in sequence numbers or a dropped message: the store knows.
-                Some(BusMessage::Event(_) | BusMessage::Gap) => self.catch_up().await,
-                None => return,
-            };
-            if delivered.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Sends everything the store has after `last_sent`.
-    async fn catch_up(&mut self) -> Result<(), ()> {
-        loop {
-            let batch = self
-                .services
-                .store
-                .events_after(self.id, self.last_sent, CATCH_UP_BATCH)
-                .await;
-            let events = match batch {
-                Ok(events) => events,
-                Err(error) => {
-                    let _ = self.sender.send(Err(error.into())).await;
-                    return Err(());
-                }
-            };
-            let complete = events.len() < CATCH_UP_BATCH as usize;
-            for event in events {
-                self.deliver(event).await?;
-            }
-            if complete {
-                return Ok(());
-            }
-        }
-    }
-
-    async fn deliver(&mut self, event: ComplaintEvent) -> Result<(), ()> {
-        self.last_sent = event.sequence;
-        if !event.visible_to_citizen {
-            return Ok(());
-        }
-        self.sender.send(Ok(event)).await.map_err(|_| ())
     }
 }
 

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cases;
 pub mod complaints;
 pub mod reference;
+pub mod streams;
 pub mod supervision;
 
 use std::sync::{Arc, RwLock};
@@ -34,6 +35,7 @@ pub struct Services {
     /// The directory and calendar in force; see `reference.rs`.
     pub reference: RwLock<Arc<reference::Reference>>,
     pub supervision: supervision::SupervisionPolicy,
+    pub streams: streams::StreamPolicy,
     /// Turns true when the server is stopping, so that long-lived streams
     /// end and graceful shutdown does not wait for clients to hang up.
     pub stopping: tokio::sync::watch::Receiver<bool>,

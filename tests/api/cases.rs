@@ -4,7 +4,9 @@ use huying::proto::v1 as pb;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-use crate::helpers::{CaseClient, Engine, TestApp, file_one, get_case, on_both_engines, rid};
+use crate::helpers::{
+    CaseClient, Engine, TestApp, file_one, get_case, on_both_engines, only_events, rid,
+};
 
 const MUNICIPAL: &str = "sd:pingshan/municipal";
 const WATER: &str = "dept:ps_water";
@@ -166,18 +168,15 @@ async fn the_closed_loop_from_filing_to_a_satisfied_close(engine: Engine) {
     assert_eq!(closed.resolution_round, 2);
 
     // The citizen saw every node, but not the internal return or report.
-    let kinds: Vec<pb::EventKind> = citizen
+    let kinds = citizen
         .watch_complaint(pb::WatchComplaintRequest {
             complaint_id: id.clone(),
             after_sequence: 0,
         })
         .await
         .unwrap()
-        .into_inner()
-        .take(9)
-        .map(|e| e.unwrap().kind())
-        .collect()
-        .await;
+        .into_inner();
+    let kinds: Vec<pb::EventKind> = only_events(kinds).take(9).map(|e| e.kind()).collect().await;
     use pb::EventKind::*;
     assert_eq!(
         kinds,
@@ -448,18 +447,15 @@ async fn a_merged_complaint_follows_the_survivor_without_seeing_it(engine: Engin
         .unwrap()
         .into_inner();
     assert_eq!(bobs.status(), pb::ComplaintStatus::Resolved);
-    let bobs_timeline: Vec<pb::ComplaintEvent> = bob
+    let bobs_stream = bob
         .watch_complaint(pb::WatchComplaintRequest {
             complaint_id: duplicate,
             after_sequence: 0,
         })
         .await
         .unwrap()
-        .into_inner()
-        .take(3)
-        .map(|e| e.unwrap())
-        .collect()
-        .await;
+        .into_inner();
+    let bobs_timeline: Vec<pb::ComplaintEvent> = only_events(bobs_stream).take(3).collect().await;
     let kinds: Vec<_> = bobs_timeline.iter().map(|e| e.kind()).collect();
     assert_eq!(
         kinds,

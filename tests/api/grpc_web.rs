@@ -110,3 +110,130 @@ async fn browsers_are_admitted_only_from_allowed_origins() {
         }
     }
 }
+
+/// Reads gRPC-Web frames from a streaming HTTP/1.1 body as they arrive.
+struct WebFrames {
+    body: hyper::body::Incoming,
+    pending: Vec<u8>,
+}
+
+impl WebFrames {
+    async fn next(&mut self) -> Option<(u8, Vec<u8>)> {
+        loop {
+            if self.pending.len() >= 5 {
+                let length = u32::from_be_bytes(self.pending[1..5].try_into().unwrap()) as usize;
+                if self.pending.len() >= 5 + length {
+                    let frame: Vec<u8> = self.pending.drain(..5 + length).collect();
+                    return Some((frame[0], frame[5..].to_vec()));
+                }
+            }
+            let frame = self.body.frame().await?.expect("a body frame");
+            if let Ok(data) = frame.into_data() {
+                self.pending.extend_from_slice(&data);
+            }
+        }
+    }
+
+    async fn next_event(&mut self) -> pb::ComplaintEvent {
+        loop {
+            let (flags, payload) =
+                tokio::time::timeout(std::time::Duration::from_secs(10), self.next())
+                    .await
+                    .expect("a frame in time")
+                    .expect("the stream is open");
+            assert_eq!(
+                flags,
+                0,
+                "a message, not trailers: {}",
+                String::from_utf8_lossy(&payload)
+            );
+            let response = pb::WatchComplaintResponse::decode(payload.as_slice()).unwrap();
+            if let Some(pb::watch_complaint_response::Item::Event(event)) = response.item {
+                return event;
+            }
+        }
+    }
+}
+
+async fn open_web_watch(app: &TestApp, token: &str, id: &str) -> WebFrames {
+    let mut sender = http1_sender(app).await;
+    let message = pb::WatchComplaintRequest {
+        complaint_id: id.to_owned(),
+        after_sequence: 0,
+    }
+    .encode_to_vec();
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(&message);
+    let request = http::Request::post("/huying.v1.CitizenService/WatchComplaint")
+        .header("host", app.address.to_string())
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::OK);
+    WebFrames {
+        body: response.into_body(),
+        pending: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_grpc_web_stream_over_http1_receives_live_events() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let session = app
+        .sign_in("alice", pb::Role::Citizen, "")
+        .await
+        .session
+        .unwrap();
+    let mut citizen = app.citizen_with_token(&session.access_token).await;
+    let id = crate::helpers::file_one(&mut citizen, "req-web-00001").await;
+
+    let mut frames = open_web_watch(&app, &session.access_token, &id).await;
+    assert_eq!(frames.next_event().await.kind(), pb::EventKind::Received);
+
+    citizen
+        .withdraw_complaint(pb::WithdrawComplaintRequest {
+            complaint_id: id,
+            reason: String::new(),
+        })
+        .await
+        .unwrap();
+    let live = frames.next_event().await;
+    assert_eq!((live.sequence, live.kind()), (2, pb::EventKind::Withdrawn));
+}
+
+#[tokio::test]
+async fn a_grpc_web_stream_ends_cleanly_at_its_time_limit_with_the_resume_position() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |config| {
+        config.streams.web_max_duration = std::time::Duration::ZERO;
+    })
+    .await;
+    let session = app
+        .sign_in("alice", pb::Role::Citizen, "")
+        .await
+        .session
+        .unwrap();
+    let mut citizen = app.citizen_with_token(&session.access_token).await;
+    let id = crate::helpers::file_one(&mut citizen, "req-web-00002").await;
+
+    let mut frames = open_web_watch(&app, &session.access_token, &id).await;
+    let mut resume_after = None;
+    let trailers = loop {
+        let (flags, payload) = frames.next().await.expect("frames until the trailers");
+        if flags == 0x80 {
+            break String::from_utf8_lossy(&payload).to_ascii_lowercase();
+        }
+        let response = pb::WatchComplaintResponse::decode(payload.as_slice()).unwrap();
+        if let Some(pb::watch_complaint_response::Item::Heartbeat(heartbeat)) = response.item {
+            resume_after = Some(heartbeat.resume_after_sequence);
+        }
+    };
+    assert!(
+        trailers.contains("grpc-status:0"),
+        "a clean end: {trailers}"
+    );
+    assert_eq!(resume_after, Some(1), "the last frame says where to resume");
+}

@@ -450,3 +450,17 @@ impl TestApp {
 pub type DirectoryClient = huying::proto::v1::directory_service_client::DirectoryServiceClient<
     InterceptedService<Channel, Bearer>,
 >;
+
+/// The events of a progress stream, without heartbeats. Panics on an error
+/// status, which a test that expects one reads from the raw stream instead.
+pub fn only_events(
+    stream: tonic::Streaming<pb::WatchComplaintResponse>,
+) -> impl tokio_stream::Stream<Item = pb::ComplaintEvent> + Unpin {
+    use tokio_stream::StreamExt;
+    Box::pin(
+        stream.filter_map(|item| match item.expect("a stream item").item {
+            Some(pb::watch_complaint_response::Item::Event(event)) => Some(event),
+            _ => None,
+        }),
+    )
+}

@@ -1,3 +1,5 @@
+//! Progress streams: live delivery, resuming, slow readers, shutdown.
+
 use std::time::Duration;
 
 use chrono::Duration as Elapsed;
@@ -5,7 +7,7 @@ use huying::proto::v1 as pb;
 use tokio::time::timeout;
 use tokio_stream::StreamExt;
 
-use crate::helpers::{TestApp, file_one, on_both_engines};
+use crate::helpers::{CitizenClient, TestApp, file_one, on_both_engines, only_events};
 
 on_both_engines!(
     a_stream_delivers_an_event_written_after_it_opened,
@@ -16,22 +18,39 @@ on_both_engines!(
 /// time to pass.
 const DELIVERY_BOUND: Duration = Duration::from_secs(10);
 
+async fn watch(
+    citizen: &mut CitizenClient,
+    id: &str,
+    after: u64,
+) -> tonic::Streaming<pb::WatchComplaintResponse> {
+    citizen
+        .watch_complaint(pb::WatchComplaintRequest {
+            complaint_id: id.to_owned(),
+            after_sequence: after,
+        })
+        .await
+        .expect("the stream opens")
+        .into_inner()
+}
+
+async fn withdraw(citizen: &mut CitizenClient, id: &str) {
+    citizen
+        .withdraw_complaint(pb::WithdrawComplaintRequest {
+            complaint_id: id.to_owned(),
+            reason: "已自行解决".to_owned(),
+        })
+        .await
+        .unwrap();
+}
+
 async fn a_stream_delivers_an_event_written_after_it_opened(engine: crate::helpers::Engine) {
     let app = TestApp::spawn(engine).await;
     let mut citizen = app.citizen("alice").await;
     let id = file_one(&mut citizen, "req-watch-0001").await;
 
-    let mut stream = citizen
-        .watch_complaint(pb::WatchComplaintRequest {
-            complaint_id: id.clone(),
-            after_sequence: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = only_events(watch(&mut citizen, &id, 0).await);
     let received = timeout(DELIVERY_BOUND, stream.next())
         .await
-        .unwrap()
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -41,17 +60,10 @@ async fn a_stream_delivers_an_event_written_after_it_opened(engine: crate::helpe
 
     // The stream has caught up, so this event is written while it is open.
     app.clock.advance(Elapsed::minutes(5));
-    citizen
-        .withdraw_complaint(pb::WithdrawComplaintRequest {
-            complaint_id: id.clone(),
-            reason: "已自行解决".to_owned(),
-        })
-        .await
-        .unwrap();
+    withdraw(&mut citizen, &id).await;
 
     let live = timeout(DELIVERY_BOUND, stream.next())
         .await
-        .unwrap()
         .unwrap()
         .unwrap();
     assert_eq!(live.sequence, 2);
@@ -64,26 +76,12 @@ async fn a_stream_resumes_after_a_sequence(engine: crate::helpers::Engine) {
     let app = TestApp::spawn(engine).await;
     let mut citizen = app.citizen("alice").await;
     let id = file_one(&mut citizen, "req-resume-001").await;
-    citizen
-        .withdraw_complaint(pb::WithdrawComplaintRequest {
-            complaint_id: id.clone(),
-            reason: String::new(),
-        })
-        .await
-        .unwrap();
+    withdraw(&mut citizen, &id).await;
 
-    let mut stream = citizen
-        .watch_complaint(pb::WatchComplaintRequest {
-            complaint_id: id,
-            after_sequence: 1,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = only_events(watch(&mut citizen, &id, 1).await);
 
     let first = timeout(DELIVERY_BOUND, stream.next())
         .await
-        .unwrap()
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -93,18 +91,11 @@ async fn a_stream_resumes_after_a_sequence(engine: crate::helpers::Engine) {
 }
 
 #[tokio::test]
-async fn stopping_the_server_ends_open_streams() {
+async fn stopping_the_server_ends_open_streams_with_a_retryable_status() {
     let mut app = TestApp::spawn(crate::helpers::Engine::Sqlite).await;
     let mut citizen = app.citizen("alice").await;
     let id = file_one(&mut citizen, "req-stop-00001").await;
-    let mut stream = citizen
-        .watch_complaint(pb::WatchComplaintRequest {
-            complaint_id: id,
-            after_sequence: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = watch(&mut citizen, &id, 0).await;
     timeout(DELIVERY_BOUND, stream.next())
         .await
         .unwrap()
@@ -116,9 +107,113 @@ async fn stopping_the_server_ends_open_streams() {
         .await
         .expect("a held stream does not block shutdown")
         .unwrap();
-    let end = timeout(DELIVERY_BOUND, stream.next()).await.unwrap();
+    match timeout(DELIVERY_BOUND, stream.next()).await.unwrap() {
+        Some(Err(status)) => assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}"),
+        other => panic!("expected a retryable end, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_reader_that_never_reads_is_told_to_resume() {
+    let app = TestApp::spawn_with(crate::helpers::Engine::Sqlite, |config| {
+        config.streams.buffer = 4;
+    })
+    .await;
+    let mut citizen = app.citizen("alice").await;
+    let id = file_one(&mut citizen, "req-slow-00001").await;
+
+    // A client with a tiny HTTP/2 window stops the server from sending
+    // after a few events; it then reads nothing while many are written.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.address))
+        .unwrap()
+        .initial_stream_window_size(1024)
+        .initial_connection_window_size(1024)
+        .connect()
+        .await
+        .unwrap();
+    let session = app
+        .sign_in("alice", pb::Role::Citizen, "")
+        .await
+        .session
+        .unwrap();
+    let mut slow =
+        huying::proto::v1::citizen_service_client::CitizenServiceClient::with_interceptor(
+            channel,
+            crate::helpers::Bearer::new(&session.access_token),
+        );
+    let mut stream = watch(&mut slow, &id, 0).await;
+
+    let mut staff = app.dispatcher().await;
+    let mut handler = app.handler("sd:pingshan/municipal").await;
+    let case = crate::helpers::get_case(&mut staff, &id).await;
+    let case = staff
+        .accept_for_filing(pb::AcceptForFilingRequest {
+            request_id: crate::helpers::rid(),
+            complaint_id: id.clone(),
+            expected_version: case.version,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut version = staff
+        .dispatch_case(pb::DispatchCaseRequest {
+            request_id: crate::helpers::rid(),
+            complaint_id: id.clone(),
+            expected_version: case.version,
+            lead_unit_id: "sd:pingshan/municipal".to_owned(),
+            co_unit_ids: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .version;
+    for i in 0..40 {
+        let note = format!("第{i}次进展：{}", "现场处置中，".repeat(20));
+        version = handler
+            .add_progress_note(pb::AddProgressNoteRequest {
+                request_id: crate::helpers::rid(),
+                complaint_id: id.clone(),
+                expected_version: version,
+                note,
+                visible_to_citizen: true,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .version;
+    }
+
+    // Now read: what was buffered arrives, then the resume status.
+    let mut last_sequence = 0;
+    let status = loop {
+        match timeout(DELIVERY_BOUND, stream.next())
+            .await
+            .expect("the stream ends")
+        {
+            Some(Ok(response)) => {
+                if let Some(pb::watch_complaint_response::Item::Event(event)) = response.item {
+                    last_sequence = event.sequence;
+                }
+            }
+            Some(Err(status)) => break status,
+            None => panic!("the stream ended without telling the client to resume"),
+        }
+    };
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     assert!(
-        !matches!(end, Some(Ok(_))),
-        "no event after the server stopped: {end:?}"
+        last_sequence < 43,
+        "the slow client did not get everything: {last_sequence}"
     );
+
+    // Resuming from there delivers the rest, in order, without gaps.
+    let mut resumed = only_events(watch(&mut citizen, &id, last_sequence).await);
+    let mut expected = last_sequence + 1;
+    while expected <= 43 {
+        let event = timeout(DELIVERY_BOUND, resumed.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(event.sequence, expected);
+        expected += 1;
+    }
 }

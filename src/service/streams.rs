@@ -1,0 +1,230 @@
+//! Progress streams: a complaint's timeline from a position, then live.
+//!
+//! The store is the source of truth and the bus only a hint: a stream reads
+//! what it missed from the store whenever a message reveals a gap, whenever
+//! the bus reports a lag, and at every heartbeat, so a lost notification
+//! delays an event by at most one heartbeat and never loses it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::Services;
+use crate::bus::{BusMessage, Subscription};
+use crate::domain::account::Principal;
+use crate::domain::complaint::{ComplaintEvent, ComplaintId};
+use crate::domain::error::DomainError;
+
+/// Timeline events read from the store per query while catching up.
+const CATCH_UP_BATCH: u32 = 200;
+
+/// How streams behave; the same on every replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamPolicy {
+    /// A heartbeat (and a check of the store) after this much silence.
+    pub heartbeat: Duration,
+    /// Items a stream may hold for a slow client before it is told to resume.
+    pub buffer: usize,
+    /// gRPC-Web streams end cleanly before this, since mini-program
+    /// requests are cut by the platform after about a minute.
+    pub web_max_duration: Duration,
+}
+
+impl Default for StreamPolicy {
+    fn default() -> StreamPolicy {
+        StreamPolicy {
+            heartbeat: Duration::from_secs(15),
+            buffer: 64,
+            web_max_duration: Duration::from_secs(50),
+        }
+    }
+}
+
+/// What a stream sends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamItem {
+    Event(ComplaintEvent),
+    Heartbeat { resume_after: u64 },
+}
+
+/// Why a stream ended, when the server ended it.
+#[derive(Debug)]
+pub enum StreamEnd {
+    /// The server is stopping: resume on another replica.
+    ShuttingDown,
+    /// The client did not keep up: resume from its last position.
+    FellBehind,
+    /// The gRPC-Web time limit: resume with a new request.
+    TimeLimit,
+    Failed(DomainError),
+}
+
+/// The client side of one stream: items, then (maybe) the reason it ended.
+pub struct EventStream {
+    pub items: mpsc::Receiver<StreamItem>,
+    pub end: Arc<Mutex<Option<StreamEnd>>>,
+}
+
+impl Services {
+    /// Streams a citizen's complaint after `after_sequence`. `web` streams
+    /// end by the gRPC-Web time limit.
+    pub async fn watch_own_complaint(
+        self: &Arc<Self>,
+        citizen: &Principal,
+        id: ComplaintId,
+        after_sequence: u64,
+        web: bool,
+    ) -> Result<EventStream, DomainError> {
+        self.get_own_complaint(citizen, id).await?;
+
+        // Subscribe before reading the backlog, so that nothing written in
+        // between is missed; duplicates are dropped by sequence number.
+        let subscription = self.bus.subscribe(id);
+        let policy = self.streams;
+        let (sender, items) = mpsc::channel(policy.buffer);
+        let end = Arc::new(Mutex::new(None));
+        let watch = TimelineWatch {
+            services: Arc::clone(self),
+            id,
+            last_sent: after_sequence,
+            sender,
+            end: Arc::clone(&end),
+            time_limit: web.then(|| Instant::now() + policy.web_max_duration),
+        };
+        tokio::spawn(watch.run(subscription));
+        Ok(EventStream { items, end })
+    }
+}
+
+/// One open progress stream.
+struct TimelineWatch {
+    services: Arc<Services>,
+    id: ComplaintId,
+    /// The highest sequence number the client has been given (or skipped,
+    /// for events not meant for citizens).
+    last_sent: u64,
+    sender: mpsc::Sender<StreamItem>,
+    end: Arc<Mutex<Option<StreamEnd>>>,
+    time_limit: Option<Instant>,
+}
+
+/// Resolves once the server starts stopping.
+async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not Send; drop it here.
+    let _ = stopping.wait_for(|stopping| *stopping).await.map(|_| ());
+}
+
+/// The stream cannot go on; the reason is already recorded.
+struct Stop;
+
+impl TimelineWatch {
+    async fn run(mut self, mut subscription: Subscription) {
+        let _ = self.serve(&mut subscription).await;
+    }
+
+    async fn serve(&mut self, subscription: &mut Subscription) -> Result<(), Stop> {
+        let mut stopping = self.services.stopping.clone();
+        let mut heartbeat = tokio::time::interval(self.services.streams.heartbeat);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        heartbeat.tick().await;
+        let time_limit = self.time_limit;
+        let expiry = async move {
+            match time_limit {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expiry);
+
+        self.catch_up().await?;
+        loop {
+            tokio::select! {
+                _ = self.sender.closed() => return Err(Stop),
+                _ = stopped(&mut stopping) => return self.finish(StreamEnd::ShuttingDown),
+                _ = &mut expiry => {
+                    self.send_live(StreamItem::Heartbeat { resume_after: self.last_sent })?;
+                    return self.finish(StreamEnd::TimeLimit);
+                }
+                _ = heartbeat.tick() => {
+                    let before = self.last_sent;
+                    self.catch_up().await?;
+                    if self.last_sent == before {
+                        self.send_live(StreamItem::Heartbeat { resume_after: self.last_sent })?;
+                    }
+                }
+                message = subscription.next() => match message {
+                    Some(BusMessage::Event(event)) if event.sequence <= self.last_sent => {}
+                    Some(BusMessage::Event(event)) if event.sequence == self.last_sent + 1 => {
+                        self.deliver_live(event)?;
+                        heartbeat.reset();
+                    }
+                    // A gap in sequence numbers or a dropped message: the store knows.
+                    Some(BusMessage::Event(_) | BusMessage::Gap) => self.catch_up().await?,
+                    None => return self.finish(StreamEnd::ShuttingDown),
+                },
+            }
+        }
+    }
+
+    /// Sends everything the store has after `last_sent`, waiting for the
+    /// client as it reads: the backlog comes from the store, so waiting
+    /// holds no more than the stream's buffer.
+    async fn catch_up(&mut self) -> Result<(), Stop> {
+        loop {
+            let batch = self
+                .services
+                .store
+                .events_after(self.id, self.last_sent, CATCH_UP_BATCH)
+                .await;
+            let events = match batch {
+                Ok(events) => events,
+                Err(error) => return self.finish(StreamEnd::Failed(error.into())),
+            };
+            let complete = events.len() < CATCH_UP_BATCH as usize;
+            for event in events {
+                self.last_sent = event.sequence;
+                if event.visible_to_citizen {
+                    self.send_waiting(StreamItem::Event(event)).await?;
+                }
+            }
+            if complete {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Waits for room in the client's buffer, but not past shutdown.
+    async fn send_waiting(&mut self, item: StreamItem) -> Result<(), Stop> {
+        let mut stopping = self.services.stopping.clone();
+        tokio::select! {
+            sent = self.sender.send(item) => sent.map_err(|_| Stop),
+            _ = stopped(&mut stopping) => self.finish(StreamEnd::ShuttingDown),
+        }
+    }
+
+    fn deliver_live(&mut self, event: ComplaintEvent) -> Result<(), Stop> {
+        self.last_sent = event.sequence;
+        if !event.visible_to_citizen {
+            return Ok(());
+        }
+        self.send_live(StreamItem::Event(event))
+    }
+
+    /// Never waits: a live item that finds the client's buffer full ends
+    /// the stream with "resume", so one slow phone cannot hold live events
+    /// in server memory; it catches up from the store when it comes back.
+    fn send_live(&mut self, item: StreamItem) -> Result<(), Stop> {
+        match self.sender.try_send(item) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => self.finish(StreamEnd::FellBehind),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Stop),
+        }
+    }
+
+    fn finish(&mut self, reason: StreamEnd) -> Result<(), Stop> {
+        *self.end.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+        Err(Stop)
+    }
+}
