@@ -20,7 +20,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::api::access::AccessLayer;
 use crate::api::logging::RpcLogLayer;
 use crate::api::{AuthApi, CaseApi, CitizenApi, DirectoryApi};
-use crate::bus::LocalBus;
+use crate::bus::{EventBus, LocalBus, RedisBus};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::category::CategoryStandard;
@@ -185,9 +185,14 @@ async fn build_services(
     stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<Services> {
     let store = store::connect(&config.database_url, config.database_max_connections).await?;
-    let limiter: Arc<dyn RateLimiter> = match &config.redis_url {
-        Some(url) => Arc::new(RedisLimiter::connect(url, &config.redis_prefix).await?),
-        None => Arc::new(MemoryLimiter::new()),
+    // With Redis, limits and event fan-out are shared by every replica;
+    // without it (the embedded default) they stay in this process.
+    let (limiter, bus): (Arc<dyn RateLimiter>, Arc<dyn EventBus>) = match &config.redis_url {
+        Some(url) => (
+            Arc::new(RedisLimiter::connect(url, &config.redis_prefix).await?),
+            Arc::new(RedisBus::connect(url, &config.redis_prefix).await?),
+        ),
+        None => (Arc::new(MemoryLimiter::new()), Arc::new(LocalBus::new())),
     };
     let standard = match &config.categories_file {
         Some(path) => {
@@ -200,7 +205,7 @@ async fn build_services(
 
     let services = Services {
         store,
-        bus: Arc::new(LocalBus::new()),
+        bus,
         limiter,
         clock,
         standard: Arc::new(standard),

@@ -12,6 +12,10 @@ use tokio::sync::broadcast;
 
 use crate::domain::complaint::{ComplaintEvent, ComplaintId};
 
+mod redis;
+
+pub use self::redis::RedisBus;
+
 /// Events a slow subscriber may fall behind by before it is told to re-read.
 const TOPIC_CAPACITY: usize = 64;
 
@@ -31,10 +35,10 @@ pub enum BusMessage {
     Gap,
 }
 
-type Topics = Arc<Mutex<HashMap<ComplaintId, broadcast::Sender<ComplaintEvent>>>>;
+type Topics = Arc<Mutex<HashMap<ComplaintId, broadcast::Sender<BusMessage>>>>;
 
 pub struct Subscription {
-    receiver: broadcast::Receiver<ComplaintEvent>,
+    receiver: broadcast::Receiver<BusMessage>,
     complaint: ComplaintId,
     topics: Topics,
 }
@@ -43,7 +47,7 @@ impl Subscription {
     /// The next message; `None` once the bus is gone.
     pub async fn next(&mut self) -> Option<BusMessage> {
         match self.receiver.recv().await {
-            Ok(event) => Some(BusMessage::Event(event)),
+            Ok(message) => Some(message),
             Err(broadcast::error::RecvError::Lagged(_)) => Some(BusMessage::Gap),
             Err(broadcast::error::RecvError::Closed) => None,
         }
@@ -63,11 +67,7 @@ impl Drop for Subscription {
 }
 
 /// Fan-out within one process: the embedded default, where one server is
-/// all there is.
-///
-/// TODO(streams): with several replicas, an event written on one replica
-/// must reach streams held on another; that needs a shared channel (Redis or
-/// PostgreSQL notifications) behind this same trait.
+/// all there is, and the last hop of [`RedisBus`] on every replica.
 #[derive(Default)]
 pub struct LocalBus {
     topics: Topics,
@@ -77,6 +77,14 @@ impl LocalBus {
     pub fn new() -> LocalBus {
         LocalBus::default()
     }
+
+    /// Tells every open subscription that messages may have been lost.
+    pub fn announce_gap(&self) {
+        let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        for sender in topics.values() {
+            let _ = sender.send(BusMessage::Gap);
+        }
+    }
 }
 
 impl EventBus for LocalBus {
@@ -84,7 +92,7 @@ impl EventBus for LocalBus {
         let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(sender) = topics.get(&event.complaint_id) {
             // No receiver left is not an error: nobody is watching.
-            let _ = sender.send(event.clone());
+            let _ = sender.send(BusMessage::Event(event.clone()));
         }
     }
 

@@ -16,6 +16,7 @@ mod privacy;
 mod rate_limit;
 mod rating;
 mod reflection;
+mod replicas;
 mod sessions;
 mod supervision;
 mod validation;
