@@ -121,6 +121,11 @@ pub const RULES: &[Rule] = &[
         Scope::OwnComplaints,
     ),
     rule(
+        "/huying.v1.CitizenService/WatchMyComplaints",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
         "/huying.v1.CitizenService/ListCategories",
         Audience::Public,
         Scope::Anything,

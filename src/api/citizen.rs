@@ -112,6 +112,23 @@ impl CitizenService for CitizenApi {
     }
 
     type WatchComplaintStream = WatchStream;
+    type WatchMyComplaintsStream = WatchStream;
+
+    async fn watch_my_complaints(
+        &self,
+        request: Request<pb::WatchMyComplaintsRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let citizen = caller(&request)?;
+        let web = request.extensions().get::<GrpcWebCall>().is_some();
+        let stream = self
+            .services
+            .watch_my_complaints(&citizen, request.get_ref().after_cursor, web)
+            .await?;
+        Ok(Response::new(watch_stream(
+            stream,
+            self.services.streams.heartbeat,
+        )))
+    }
 
     async fn watch_complaint(
         &self,

@@ -232,6 +232,7 @@ pub fn event(event: &ComplaintEvent) -> pb::ComplaintEvent {
         occurred_at: Some(timestamp(event.occurred_at)),
         status: status_to_proto(event.status).into(),
         message: event.message.clone(),
+        feed_cursor: event.citizen_sequence.unwrap_or_default(),
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
+use crate::domain::account::AccountId;
 use crate::domain::complaint::{ComplaintEvent, ComplaintId};
 
 mod redis;
@@ -25,6 +26,10 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// Starts listening to one complaint's events.
     fn subscribe(&self, complaint: ComplaintId) -> Subscription;
+
+    /// Starts listening to the citizen-visible events of all of one
+    /// citizen's complaints.
+    fn subscribe_citizen(&self, citizen: AccountId) -> Subscription;
 }
 
 /// What a subscription yields.
@@ -35,11 +40,18 @@ pub enum BusMessage {
     Gap,
 }
 
-type Topics = Arc<Mutex<HashMap<ComplaintId, broadcast::Sender<BusMessage>>>>;
+/// What a subscription listens to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    Complaint(ComplaintId),
+    Citizen(AccountId),
+}
+
+type Topics = Arc<Mutex<HashMap<Topic, broadcast::Sender<BusMessage>>>>;
 
 pub struct Subscription {
     receiver: broadcast::Receiver<BusMessage>,
-    complaint: ComplaintId,
+    topic: Topic,
     topics: Topics,
 }
 
@@ -58,10 +70,10 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
         // This receiver still counts until it is dropped after this body.
-        if let Some(sender) = topics.get(&self.complaint)
+        if let Some(sender) = topics.get(&self.topic)
             && sender.receiver_count() <= 1
         {
-            topics.remove(&self.complaint);
+            topics.remove(&self.topic);
         }
     }
 }
@@ -78,6 +90,18 @@ impl LocalBus {
         LocalBus::default()
     }
 
+    fn subscribe_to(&self, topic: Topic) -> Subscription {
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        let sender = topics
+            .entry(topic)
+            .or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0);
+        Subscription {
+            receiver: sender.subscribe(),
+            topic,
+            topics: Arc::clone(&self.topics),
+        }
+    }
+
     /// Tells every open subscription that messages may have been lost.
     pub fn announce_gap(&self) {
         let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
@@ -90,22 +114,24 @@ impl LocalBus {
 impl EventBus for LocalBus {
     fn publish(&self, event: &ComplaintEvent) {
         let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(sender) = topics.get(&event.complaint_id) {
-            // No receiver left is not an error: nobody is watching.
-            let _ = sender.send(BusMessage::Event(event.clone()));
+        let citizen = event.citizen_id.map(Topic::Citizen);
+        for topic in [Some(Topic::Complaint(event.complaint_id)), citizen]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(sender) = topics.get(&topic) {
+                // No receiver left is not an error: nobody is watching.
+                let _ = sender.send(BusMessage::Event(event.clone()));
+            }
         }
     }
 
     fn subscribe(&self, complaint: ComplaintId) -> Subscription {
-        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
-        let sender = topics
-            .entry(complaint)
-            .or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0);
-        Subscription {
-            receiver: sender.subscribe(),
-            complaint,
-            topics: Arc::clone(&self.topics),
-        }
+        self.subscribe_to(Topic::Complaint(complaint))
+    }
+
+    fn subscribe_citizen(&self, citizen: AccountId) -> Subscription {
+        self.subscribe_to(Topic::Citizen(citizen))
     }
 }
 
@@ -127,6 +153,8 @@ mod tests {
             actor_id: None,
             unit_id: None,
             occurred_at: Utc::now(),
+            citizen_id: None,
+            citizen_sequence: None,
         }
     }
 

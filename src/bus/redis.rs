@@ -42,6 +42,8 @@ struct WireEvent {
     actor_id: Option<i64>,
     unit_id: Option<String>,
     occurred_at_micros: i64,
+    citizen_id: Option<i64>,
+    citizen_sequence: Option<u64>,
 }
 
 impl WireEvent {
@@ -56,6 +58,8 @@ impl WireEvent {
             actor_id: event.actor_id.map(|a| a.0),
             unit_id: event.unit_id.clone(),
             occurred_at_micros: event.occurred_at.timestamp_micros(),
+            citizen_id: event.citizen_id.map(|c| c.0),
+            citizen_sequence: event.citizen_sequence,
         }
     }
 
@@ -70,6 +74,8 @@ impl WireEvent {
             actor_id: self.actor_id.map(AccountId),
             unit_id: self.unit_id,
             occurred_at: DateTime::from_timestamp_micros(self.occurred_at_micros)?,
+            citizen_id: self.citizen_id.map(AccountId),
+            citizen_sequence: self.citizen_sequence,
         })
     }
 }
@@ -109,6 +115,10 @@ impl EventBus for RedisBus {
 
     fn subscribe(&self, complaint: ComplaintId) -> Subscription {
         self.local.subscribe(complaint)
+    }
+
+    fn subscribe_citizen(&self, citizen: AccountId) -> Subscription {
+        self.local.subscribe_citizen(citizen)
     }
 }
 

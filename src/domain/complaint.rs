@@ -532,6 +532,10 @@ pub struct ComplaintEvent {
     /// The unit the event concerns (who returned, who was urged, …).
     pub unit_id: Option<String>,
     pub occurred_at: DateTime<Utc>,
+    /// Citizen-visible events only: the complaint's citizen and the
+    /// event's number in that citizen's feed.
+    pub citizen_id: Option<AccountId>,
+    pub citizen_sequence: Option<u64>,
 }
 
 /// An event about to be written; the store assigns its sequence number.

@@ -13,7 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::Services;
 use crate::bus::{BusMessage, Subscription};
-use crate::domain::account::Principal;
+use crate::domain::account::{AccountId, Principal};
 use crate::domain::complaint::{ComplaintEvent, ComplaintId};
 use crate::domain::error::DomainError;
 
@@ -67,6 +67,41 @@ pub struct EventStream {
     pub end: Arc<Mutex<Option<StreamEnd>>>,
 }
 
+/// The sequence a stream follows.
+#[derive(Debug, Clone, Copy)]
+enum Feed {
+    /// One complaint's timeline, by its sequence numbers.
+    Complaint(ComplaintId),
+    /// All of a citizen's complaints, by the citizen's feed numbers.
+    Citizen(AccountId),
+}
+
+impl Feed {
+    /// An event's place in this feed; `None` for events not in it.
+    fn position(self, event: &ComplaintEvent) -> Option<u64> {
+        match self {
+            Feed::Complaint(_) => Some(event.sequence),
+            Feed::Citizen(_) => event.citizen_sequence,
+        }
+    }
+
+    async fn read_after(
+        self,
+        services: &Services,
+        after: u64,
+    ) -> anyhow::Result<Vec<ComplaintEvent>> {
+        match self {
+            Feed::Complaint(id) => services.store.events_after(id, after, CATCH_UP_BATCH).await,
+            Feed::Citizen(id) => {
+                services
+                    .store
+                    .citizen_events_after(id, after, CATCH_UP_BATCH)
+                    .await
+            }
+        }
+    }
+}
+
 impl Services {
     /// Streams a citizen's complaint after `after_sequence`. `web` streams
     /// end by the gRPC-Web time limit.
@@ -78,32 +113,58 @@ impl Services {
         web: bool,
     ) -> Result<EventStream, DomainError> {
         self.get_own_complaint(citizen, id).await?;
-
         // Subscribe before reading the backlog, so that nothing written in
-        // between is missed; duplicates are dropped by sequence number.
+        // between is missed; duplicates are dropped by position.
         let subscription = self.bus.subscribe(id);
+        Ok(self.open_stream(Feed::Complaint(id), subscription, after_sequence, web))
+    }
+
+    /// Streams every citizen-visible event of a citizen's complaints after
+    /// `after_cursor`, for the app's home screen.
+    pub async fn watch_my_complaints(
+        self: &Arc<Self>,
+        citizen: &Principal,
+        after_cursor: u64,
+        web: bool,
+    ) -> Result<EventStream, DomainError> {
+        let subscription = self.bus.subscribe_citizen(citizen.account_id);
+        Ok(self.open_stream(
+            Feed::Citizen(citizen.account_id),
+            subscription,
+            after_cursor,
+            web,
+        ))
+    }
+
+    fn open_stream(
+        self: &Arc<Self>,
+        feed: Feed,
+        subscription: Subscription,
+        after: u64,
+        web: bool,
+    ) -> EventStream {
         let policy = self.streams;
         let (sender, items) = mpsc::channel(policy.buffer);
         let end = Arc::new(Mutex::new(None));
         let watch = TimelineWatch {
             services: Arc::clone(self),
-            id,
-            last_sent: after_sequence,
+            feed,
+            last_sent: after,
             sender,
             end: Arc::clone(&end),
             time_limit: web.then(|| Instant::now() + policy.web_max_duration),
         };
         tokio::spawn(watch.run(subscription));
-        Ok(EventStream { items, end })
+        EventStream { items, end }
     }
 }
 
 /// One open progress stream.
 struct TimelineWatch {
     services: Arc<Services>,
-    id: ComplaintId,
-    /// The highest sequence number the client has been given (or skipped,
-    /// for events not meant for citizens).
+    feed: Feed,
+    /// The highest position the client has been given (or skipped, for
+    /// events not meant for citizens).
     last_sent: u64,
     sender: mpsc::Sender<StreamItem>,
     end: Arc<Mutex<Option<StreamEnd>>>,
@@ -155,13 +216,18 @@ impl TimelineWatch {
                     }
                 }
                 message = subscription.next() => match message {
-                    Some(BusMessage::Event(event)) if event.sequence <= self.last_sent => {}
-                    Some(BusMessage::Event(event)) if event.sequence == self.last_sent + 1 => {
-                        self.deliver_live(event)?;
-                        heartbeat.reset();
-                    }
-                    // A gap in sequence numbers or a dropped message: the store knows.
-                    Some(BusMessage::Event(_) | BusMessage::Gap) => self.catch_up().await?,
+                    Some(BusMessage::Event(event)) => match self.feed.position(&event) {
+                        None => {}
+                        Some(position) if position <= self.last_sent => {}
+                        Some(position) if position == self.last_sent + 1 => {
+                            self.deliver_live(position, event)?;
+                            heartbeat.reset();
+                        }
+                        // A gap in positions: the store knows what is missing.
+                        Some(_) => self.catch_up().await?,
+                    },
+                    // Dropped messages: the store knows.
+                    Some(BusMessage::Gap) => self.catch_up().await?,
                     None => return self.finish(StreamEnd::ShuttingDown),
                 },
             }
@@ -173,18 +239,14 @@ impl TimelineWatch {
     /// holds no more than the stream's buffer.
     async fn catch_up(&mut self) -> Result<(), Stop> {
         loop {
-            let batch = self
-                .services
-                .store
-                .events_after(self.id, self.last_sent, CATCH_UP_BATCH)
-                .await;
+            let batch = self.feed.read_after(&self.services, self.last_sent).await;
             let events = match batch {
                 Ok(events) => events,
                 Err(error) => return self.finish(StreamEnd::Failed(error.into())),
             };
             let complete = events.len() < CATCH_UP_BATCH as usize;
             for event in events {
-                self.last_sent = event.sequence;
+                self.last_sent = self.feed.position(&event).unwrap_or(self.last_sent);
                 if event.visible_to_citizen {
                     self.send_waiting(StreamItem::Event(event)).await?;
                 }
@@ -204,8 +266,8 @@ impl TimelineWatch {
         }
     }
 
-    fn deliver_live(&mut self, event: ComplaintEvent) -> Result<(), Stop> {
-        self.last_sent = event.sequence;
+    fn deliver_live(&mut self, position: u64, event: ComplaintEvent) -> Result<(), Stop> {
+        self.last_sent = position;
         if !event.visible_to_citizen {
             return Ok(());
         }

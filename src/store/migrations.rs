@@ -20,6 +20,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0002_case_handling.sql"),
         include_str!("../../migrations/sqlite/0002_case_handling.sql"),
     ),
+    (
+        3,
+        "citizen feed",
+        include_str!("../../migrations/postgres/0003_citizen_feed.sql"),
+        include_str!("../../migrations/sqlite/0003_citizen_feed.sql"),
+    ),
 ];
 
 pub fn migrator(engine: Engine) -> Migrator {

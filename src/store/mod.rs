@@ -253,6 +253,15 @@ pub trait Store: CaseStore + Send + Sync + 'static {
         change: &ComplaintChange,
     ) -> anyhow::Result<Option<(Complaint, Vec<ComplaintEvent>)>>;
 
+    /// A citizen's feed: citizen-visible events of all their complaints
+    /// with a feed number above `after`, oldest first.
+    async fn citizen_events_after(
+        &self,
+        citizen: AccountId,
+        after: u64,
+        limit: u32,
+    ) -> anyhow::Result<Vec<ComplaintEvent>>;
+
     /// Events with a sequence number above `after`, oldest first.
     async fn events_after(
         &self,

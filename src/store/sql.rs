@@ -26,7 +26,7 @@ macro_rules! complaint_columns {
 macro_rules! event_columns {
     () => {
         "complaint_id, sequence, kind, status, message, visible_to_citizen, actor_id, unit_id, \
-         occurred_at"
+         occurred_at, citizen_id, citizen_sequence"
     };
 }
 
@@ -169,6 +169,11 @@ macro_rules! shared_store_impl {
                 actor_id: actor_id.map(AccountId),
                 unit_id: row.try_get("unit_id")?,
                 occurred_at: from_db(row.try_get("occurred_at")?)?,
+                citizen_id: row.try_get::<Option<i64>, _>("citizen_id")?.map(AccountId),
+                citizen_sequence: row
+                    .try_get::<Option<i64>, _>("citizen_sequence")?
+                    .map(u64::try_from)
+                    .transpose()?,
             })
         }
 
@@ -178,10 +183,28 @@ macro_rules! shared_store_impl {
             sequence: i64,
             draft: &EventDraft,
         ) -> anyhow::Result<ComplaintEvent> {
+            // A citizen-visible event also takes the next number of its
+            // citizen's feed, under the lock of the citizen's row (taken
+            // after the complaint's, always in that order).
+            let (citizen_id, citizen_sequence) = if draft.visible_to_citizen {
+                let row = sqlx::query(
+                    "UPDATE accounts SET feed_sequence = feed_sequence + 1 \
+                     WHERE id = (SELECT citizen_id FROM complaints WHERE id = $1) \
+                     RETURNING id, feed_sequence",
+                )
+                .bind(id.0)
+                .fetch_one(&mut **tx)
+                .await
+                .context("Failed to number a feed event")?;
+                (Some(row.try_get::<i64, _>("id")?), Some(row.try_get::<i64, _>("feed_sequence")?))
+            } else {
+                (None, None)
+            };
+
             let row = sqlx::query(concat!(
                 "INSERT INTO complaint_events (",
                 $crate::store::sql::event_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
                 $crate::store::sql::event_columns!()
             ))
             .bind(id.0)
@@ -193,6 +216,8 @@ macro_rules! shared_store_impl {
             .bind(draft.actor_id.map(|a| a.0))
             .bind(&draft.unit_id)
             .bind(to_db(draft.occurred_at))
+            .bind(citizen_id)
+            .bind(citizen_sequence)
             .fetch_one(&mut **tx)
             .await
             .context("Failed to append a timeline event")?;
@@ -637,6 +662,27 @@ macro_rules! shared_store_impl {
                 };
                 tx.commit().await.context("Failed to commit a complaint change")?;
                 Ok(Some(written))
+            }
+
+            async fn citizen_events_after(
+                &self,
+                citizen: AccountId,
+                after: u64,
+                limit: u32,
+            ) -> anyhow::Result<Vec<ComplaintEvent>> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    $crate::store::sql::event_columns!(),
+                    " FROM complaint_events WHERE citizen_id = $1 AND citizen_sequence > $2 \
+                     ORDER BY citizen_sequence LIMIT $3"
+                ))
+                .bind(citizen.0)
+                .bind(i64::try_from(after).unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .context("Failed to read a citizen's feed")?;
+                rows.iter().map(event_from_row).collect()
             }
 
             async fn events_after(

@@ -453,9 +453,9 @@ pub type DirectoryClient = huying::proto::v1::directory_service_client::Director
 
 /// The events of a progress stream, without heartbeats. Panics on an error
 /// status, which a test that expects one reads from the raw stream instead.
-pub fn only_events(
-    stream: tonic::Streaming<pb::WatchComplaintResponse>,
-) -> impl tokio_stream::Stream<Item = pb::ComplaintEvent> + Unpin {
+pub type Events = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = pb::ComplaintEvent> + Send>>;
+
+pub fn only_events(stream: tonic::Streaming<pb::WatchComplaintResponse>) -> Events {
     use tokio_stream::StreamExt;
     Box::pin(
         stream.filter_map(|item| match item.expect("a stream item").item {

@@ -217,3 +217,168 @@ async fn a_reader_that_never_reads_is_told_to_resume() {
         expected += 1;
     }
 }
+
+on_both_engines!(the_home_screen_feed_spans_complaints_and_resumes_by_cursor);
+
+async fn watch_mine(citizen: &mut CitizenClient, after: u64) -> crate::helpers::Events {
+    only_events(
+        citizen
+            .watch_my_complaints(pb::WatchMyComplaintsRequest {
+                after_cursor: after,
+            })
+            .await
+            .expect("the feed opens")
+            .into_inner(),
+    )
+}
+
+async fn the_home_screen_feed_spans_complaints_and_resumes_by_cursor(
+    engine: crate::helpers::Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    let mut alice = app.citizen("alice").await;
+    let mut bob = app.citizen("bob").await;
+    let first = file_one(&mut alice, "req-feed-00001").await;
+    file_one(&mut bob, "req-feed-bob01").await;
+    let second = file_one(&mut alice, "req-feed-00002").await;
+    withdraw(&mut alice, &first).await;
+
+    let mut feed = watch_mine(&mut alice, 0).await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let event = timeout(DELIVERY_BOUND, feed.next()).await.unwrap().unwrap();
+        seen.push((event.feed_cursor, event.kind(), event.complaint_id));
+    }
+    use pb::EventKind::*;
+    assert_eq!(
+        seen,
+        [
+            (1, Received, first.clone()),
+            (2, Received, second.clone()),
+            (3, Withdrawn, first.clone())
+        ],
+        "only Alice's events, in feed order"
+    );
+
+    // Live, then a reconnect from a cursor gets exactly what came after it.
+    withdraw(&mut alice, &second).await;
+    let live = timeout(DELIVERY_BOUND, feed.next()).await.unwrap().unwrap();
+    assert_eq!(
+        (live.feed_cursor, live.complaint_id.as_str()),
+        (4, second.as_str())
+    );
+    drop(feed);
+    let mut resumed = watch_mine(&mut alice, 2).await;
+    let cursors: Vec<u64> = [
+        timeout(DELIVERY_BOUND, resumed.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .feed_cursor,
+        timeout(DELIVERY_BOUND, resumed.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .feed_cursor,
+    ]
+    .into();
+    assert_eq!(cursors, [3, 4]);
+}
+
+#[tokio::test]
+async fn feed_numbers_follow_commit_order_under_concurrent_writers() {
+    use sqlx::Connection;
+
+    let app = TestApp::spawn(crate::helpers::Engine::Postgres).await;
+    let mut alice = app.citizen("alice").await;
+    let id: i64 = file_one(&mut alice, "req-order-0001")
+        .await
+        .parse()
+        .unwrap();
+
+    // Writer A: a slow transaction that takes the next feed number for
+    // Alice's complaint and does not commit yet.
+    let mut writer_a = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut writer_a).await.unwrap();
+    let sequence: i64 = sqlx::query_scalar("UPDATE complaints SET last_sequence = last_sequence + 1 WHERE id = $1 RETURNING last_sequence")
+        .bind(id)
+        .fetch_one(&mut writer_a)
+        .await
+        .unwrap();
+    let cursor_a: i64 = sqlx::query_scalar(
+        "UPDATE accounts SET feed_sequence = feed_sequence + 1 \
+         WHERE id = (SELECT citizen_id FROM complaints WHERE id = $1) RETURNING feed_sequence",
+    )
+    .bind(id)
+    .fetch_one(&mut writer_a)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO complaint_events (complaint_id, sequence, kind, status, message, \
+         visible_to_citizen, occurred_at, citizen_id, citizen_sequence) \
+         SELECT $1, $2, 'progress', status, '慢事务', TRUE, now(), citizen_id, $3 FROM complaints WHERE id = $1",
+    )
+    .bind(id)
+    .bind(sequence)
+    .bind(cursor_a)
+    .execute(&mut writer_a)
+    .await
+    .unwrap();
+
+    // Writer B: files another complaint for Alice through the API, which
+    // must wait for A's lock rather than take a number and commit first.
+    let mut client = alice.clone();
+    let writer_b = tokio::spawn(async move { file_one(&mut client, "req-order-0002").await });
+    let mut observer = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let blocked = async {
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut observer)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    timeout(DELIVERY_BOUND, blocked)
+        .await
+        .expect("writer B waits for writer A's lock");
+
+    // A reader now sees only what is committed: nothing past cursor 1.
+    let mut feed = watch_mine(&mut alice, 0).await;
+    assert_eq!(
+        timeout(DELIVERY_BOUND, feed.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .feed_cursor,
+        1
+    );
+
+    sqlx::query("COMMIT").execute(&mut writer_a).await.unwrap();
+    timeout(DELIVERY_BOUND, writer_b).await.unwrap().unwrap();
+
+    // The reader, holding cursor 1, gets A's event and then B's: nothing skipped.
+    let next: Vec<u64> = [
+        timeout(DELIVERY_BOUND, feed.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .feed_cursor,
+        timeout(DELIVERY_BOUND, feed.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .feed_cursor,
+    ]
+    .into();
+    assert_eq!(next, [cursor_a as u64, cursor_a as u64 + 1]);
+}
