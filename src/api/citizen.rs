@@ -177,6 +177,9 @@ fn watch_stream(stream: EventStream, heartbeat: std::time::Duration) -> WatchStr
             Some(StreamEnd::FellBehind) => Some(Err(Status::unavailable(
                 "the stream fell behind; resume with the last sequence you received",
             ))),
+            Some(StreamEnd::Revoked) => Some(Err(Status::unauthenticated(
+                "the session was signed out; sign in again",
+            ))),
             Some(StreamEnd::Failed(error)) => Some(Err(Status::from(error))),
         }
     })

@@ -58,6 +58,8 @@ pub enum StreamEnd {
     FellBehind,
     /// The gRPC-Web time limit: resume with a new request.
     TimeLimit,
+    /// The viewer signed out, or the session was revoked.
+    Revoked,
     Failed(DomainError),
 }
 
@@ -116,7 +118,13 @@ impl Services {
         // Subscribe before reading the backlog, so that nothing written in
         // between is missed; duplicates are dropped by position.
         let subscription = self.bus.subscribe(id);
-        Ok(self.open_stream(Feed::Complaint(id), subscription, after_sequence, web))
+        Ok(self.open_stream(
+            citizen,
+            Feed::Complaint(id),
+            subscription,
+            after_sequence,
+            web,
+        ))
     }
 
     /// Streams every citizen-visible event of a citizen's complaints after
@@ -129,6 +137,7 @@ impl Services {
     ) -> Result<EventStream, DomainError> {
         let subscription = self.bus.subscribe_citizen(citizen.account_id);
         Ok(self.open_stream(
+            citizen,
             Feed::Citizen(citizen.account_id),
             subscription,
             after_cursor,
@@ -138,6 +147,7 @@ impl Services {
 
     fn open_stream(
         self: &Arc<Self>,
+        viewer: &Principal,
         feed: Feed,
         subscription: Subscription,
         after: u64,
@@ -148,6 +158,7 @@ impl Services {
         let end = Arc::new(Mutex::new(None));
         let watch = TimelineWatch {
             services: Arc::clone(self),
+            session_id: viewer.session_id.clone(),
             feed,
             last_sent: after,
             sender,
@@ -162,6 +173,9 @@ impl Services {
 /// One open progress stream.
 struct TimelineWatch {
     services: Arc<Services>,
+    /// Checked at every heartbeat and before each live event: a revoked
+    /// session ends the stream on whichever replica holds it.
+    session_id: String,
     feed: Feed,
     /// The highest position the client has been given (or skipped, for
     /// events not meant for citizens).
@@ -209,6 +223,7 @@ impl TimelineWatch {
                     return self.finish(StreamEnd::TimeLimit);
                 }
                 _ = heartbeat.tick() => {
+                    self.check_session().await?;
                     let before = self.last_sent;
                     self.catch_up().await?;
                     if self.last_sent == before {
@@ -220,6 +235,7 @@ impl TimelineWatch {
                         None => {}
                         Some(position) if position <= self.last_sent => {}
                         Some(position) if position == self.last_sent + 1 => {
+                            self.check_session().await?;
                             self.deliver_live(position, event)?;
                             heartbeat.reset();
                         }
@@ -254,6 +270,14 @@ impl TimelineWatch {
             if complete {
                 return Ok(());
             }
+        }
+    }
+
+    async fn check_session(&mut self) -> Result<(), Stop> {
+        match self.services.store.session_revoked(&self.session_id).await {
+            Ok(false) => Ok(()),
+            Ok(true) => self.finish(StreamEnd::Revoked),
+            Err(error) => self.finish(StreamEnd::Failed(error.into())),
         }
     }
 

@@ -221,6 +221,9 @@ pub trait Store: CaseStore + Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> anyhow::Result<SessionRotation>;
 
+    /// Whether a sign-in session (refresh-token family) was revoked.
+    async fn session_revoked(&self, family_id: &str) -> anyhow::Result<bool>;
+
     /// Revokes the family of a refresh token; false when none matched.
     async fn revoke_session_family(
         &self,

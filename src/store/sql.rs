@@ -517,6 +517,17 @@ macro_rules! shared_store_impl {
                 Ok(SessionRotation::Rotated { account, family_id })
             }
 
+            async fn session_revoked(&self, family_id: &str) -> anyhow::Result<bool> {
+                let revoked: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM sessions WHERE family_id = $1 AND revoked_at IS NOT NULL LIMIT 1",
+                )
+                .bind(family_id)
+                .fetch_optional(&self.pool)
+                .await
+                .context("Failed to check a session")?;
+                Ok(revoked.is_some())
+            }
+
             async fn revoke_session_family(
                 &self,
                 presented_hash: &[u8],

@@ -382,3 +382,36 @@ async fn feed_numbers_follow_commit_order_under_concurrent_writers() {
     .into();
     assert_eq!(next, [cursor_a as u64, cursor_a as u64 + 1]);
 }
+
+#[tokio::test]
+async fn signing_out_ends_the_sessions_streams() {
+    let app = TestApp::spawn(crate::helpers::Engine::Sqlite).await;
+    let session = app
+        .sign_in("alice", pb::Role::Citizen, "")
+        .await
+        .session
+        .unwrap();
+    let mut citizen = app.citizen_with_token(&session.access_token).await;
+    let id = file_one(&mut citizen, "req-signout-01").await;
+    let mut stream = watch(&mut citizen, &id, 0).await;
+    timeout(DELIVERY_BOUND, stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    app.auth()
+        .await
+        .sign_out(pb::SignOutRequest {
+            refresh_token: session.refresh_token,
+        })
+        .await
+        .unwrap();
+    // The access token itself lives on for minutes; the stream does not.
+    withdraw(&mut citizen, &id).await;
+
+    match timeout(DELIVERY_BOUND, stream.next()).await.unwrap() {
+        Some(Err(status)) => assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}"),
+        other => panic!("expected the stream to end, got {other:?}"),
+    }
+}
