@@ -141,6 +141,11 @@ pub const RULES: &[Rule] = &[
         Scope::UnitCases,
     ),
     rule(
+        "/huying.v1.CaseService/WatchQueue",
+        Audience::Roles(CASE_READERS),
+        Scope::UnitCases,
+    ),
+    rule(
         "/huying.v1.CaseService/ListCaseEvents",
         Audience::Roles(CASE_READERS),
         Scope::UnitCases,

@@ -75,8 +75,54 @@ action_requests!(
 
 type CaseResult = Result<Response<pb::Case>, Status>;
 
+type QueueStream = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = Result<pb::WatchQueueResponse, Status>> + Send>,
+>;
+
+/// Turns queue items into responses, and the way the stream ended into
+/// the status the client sees.
+fn queue_stream(stream: crate::service::queue_watch::QueueStream) -> QueueStream {
+    use crate::service::queue_watch::QueueItem;
+    use pb::watch_queue_response::Item;
+    use tokio_stream::StreamExt;
+
+    let crate::service::queue_watch::QueueStream { items, end } = stream;
+    let items = tokio_stream::wrappers::ReceiverStream::new(items).map(|item| {
+        let item = match item {
+            QueueItem::Upsert(case) => Item::Upsert(convert::case(&case)),
+            QueueItem::Removed(id) => Item::RemovedComplaintId(id.to_string()),
+            QueueItem::SnapshotComplete { cases } => {
+                Item::SnapshotComplete(pb::SnapshotComplete { cases })
+            }
+            QueueItem::Heartbeat => Item::Heartbeat(pb::Heartbeat {
+                sent_at: Some(convert::timestamp(chrono::Utc::now())),
+                resume_after_sequence: 0,
+                interval_seconds: 0,
+            }),
+        };
+        Ok(pb::WatchQueueResponse { item: Some(item) })
+    });
+    let ending = futures_util::stream::once(async move {
+        let reason = end.lock().unwrap_or_else(|p| p.into_inner()).take();
+        super::citizen::end_status(reason).map(Err)
+    })
+    .filter_map(|ending| ending);
+    Box::pin(items.chain(ending))
+}
+
 #[tonic::async_trait]
 impl CaseService for CaseApi {
+    type WatchQueueStream = QueueStream;
+
+    async fn watch_queue(
+        &self,
+        request: Request<pb::WatchQueueRequest>,
+    ) -> Result<Response<QueueStream>, Status> {
+        let staff = caller(&request)?;
+        let stream = self.services.watch_queue(&staff).await?;
+        Ok(Response::new(queue_stream(stream)))
+    }
+
     async fn get_case(&self, request: Request<pb::GetCaseRequest>) -> CaseResult {
         let staff = caller(&request)?;
         let id = ComplaintId::parse(&request.get_ref().complaint_id)?;

@@ -147,6 +147,24 @@ impl CitizenService for CitizenApi {
     }
 }
 
+/// The status a stream ends with, if the server ended it: UNAVAILABLE
+/// where the client should resume, nothing for a clean end.
+pub(super) fn end_status(reason: Option<StreamEnd>) -> Option<Status> {
+    match reason {
+        None | Some(StreamEnd::TimeLimit) => None,
+        Some(StreamEnd::ShuttingDown) => Some(Status::unavailable(
+            "the server is restarting; resume with the last position you received",
+        )),
+        Some(StreamEnd::FellBehind) => Some(Status::unavailable(
+            "the stream fell behind; resume with the last position you received",
+        )),
+        Some(StreamEnd::Revoked) => Some(Status::unauthenticated(
+            "the session was signed out; sign in again",
+        )),
+        Some(StreamEnd::Failed(error)) => Some(Status::from(error)),
+    }
+}
+
 /// Turns a stream's items into responses, and the reason it ended into the
 /// status the client sees: UNAVAILABLE where it should resume.
 fn watch_stream(stream: EventStream, heartbeat: std::time::Duration) -> WatchStream {
@@ -169,19 +187,7 @@ fn watch_stream(stream: EventStream, heartbeat: std::time::Duration) -> WatchStr
     });
     let ending = futures_util::stream::once(async move {
         let reason = end.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match reason {
-            None | Some(StreamEnd::TimeLimit) => None,
-            Some(StreamEnd::ShuttingDown) => Some(Err(Status::unavailable(
-                "the server is restarting; resume with the last sequence you received",
-            ))),
-            Some(StreamEnd::FellBehind) => Some(Err(Status::unavailable(
-                "the stream fell behind; resume with the last sequence you received",
-            ))),
-            Some(StreamEnd::Revoked) => Some(Err(Status::unauthenticated(
-                "the session was signed out; sign in again",
-            ))),
-            Some(StreamEnd::Failed(error)) => Some(Err(Status::from(error))),
-        }
+        end_status(reason).map(Err)
     })
     .filter_map(|ending| ending);
     Box::pin(items.chain(ending))

@@ -30,6 +30,9 @@ pub trait EventBus: Send + Sync + 'static {
     /// Starts listening to the citizen-visible events of all of one
     /// citizen's complaints.
     fn subscribe_citizen(&self, citizen: AccountId) -> Subscription;
+
+    /// Starts listening to every event (staff queues filter what they need).
+    fn subscribe_all(&self) -> Subscription;
 }
 
 /// What a subscription yields.
@@ -45,6 +48,7 @@ pub enum BusMessage {
 pub enum Topic {
     Complaint(ComplaintId),
     Citizen(AccountId),
+    All,
 }
 
 type Topics = Arc<Mutex<HashMap<Topic, broadcast::Sender<BusMessage>>>>;
@@ -115,7 +119,8 @@ impl EventBus for LocalBus {
     fn publish(&self, event: &ComplaintEvent) {
         let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
         let citizen = event.citizen_id.map(Topic::Citizen);
-        for topic in [Some(Topic::Complaint(event.complaint_id)), citizen]
+        let all = Some(Topic::All);
+        for topic in [Some(Topic::Complaint(event.complaint_id)), citizen, all]
             .into_iter()
             .flatten()
         {
@@ -132,6 +137,10 @@ impl EventBus for LocalBus {
 
     fn subscribe_citizen(&self, citizen: AccountId) -> Subscription {
         self.subscribe_to(Topic::Citizen(citizen))
+    }
+
+    fn subscribe_all(&self) -> Subscription {
+        self.subscribe_to(Topic::All)
     }
 }
 

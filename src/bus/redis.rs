@@ -120,6 +120,10 @@ impl EventBus for RedisBus {
     fn subscribe_citizen(&self, citizen: AccountId) -> Subscription {
         self.local.subscribe_citizen(citizen)
     }
+
+    fn subscribe_all(&self) -> Subscription {
+        self.local.subscribe_all()
+    }
 }
 
 async fn publish_forever(

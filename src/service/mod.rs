@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod cases;
 pub mod complaints;
+pub mod queue_watch;
 pub mod reference;
 pub mod streams;
 pub mod supervision;

@@ -186,7 +186,7 @@ struct TimelineWatch {
 }
 
 /// Resolves once the server starts stopping.
-async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+pub(super) async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
     // The guard `wait_for` returns is not Send; drop it here.
     let _ = stopping.wait_for(|stopping| *stopping).await.map(|_| ());
 }

@@ -826,3 +826,74 @@ async fn hand_overs_follow_ups_and_refused_extensions_are_recorded(engine: Engin
     );
     assert_eq!(followed.version, refused.version + 1);
 }
+
+on_both_engines!(a_units_queue_is_live_and_cases_leave_it_when_sent_elsewhere);
+
+async fn next_queue_item(
+    stream: &mut tonic::Streaming<pb::WatchQueueResponse>,
+) -> pb::watch_queue_response::Item {
+    loop {
+        let item = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("a queue item in time"))
+            .expect("the queue stream is open")
+            .expect("no error")
+            .item
+            .unwrap();
+        if !matches!(item, pb::watch_queue_response::Item::Heartbeat(_)) {
+            return item;
+        }
+    }
+}
+
+async fn a_units_queue_is_live_and_cases_leave_it_when_sent_elsewhere(engine: Engine) {
+    use pb::watch_queue_response::Item;
+
+    let app = TestApp::spawn(engine).await;
+    let mut citizen = app.citizen("alice").await;
+    let mut dispatcher = app.dispatcher().await;
+    let mut municipal = app.handler(MUNICIPAL).await;
+    let mut queue = municipal
+        .watch_queue(pb::WatchQueueRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        next_queue_item(&mut queue).await,
+        Item::SnapshotComplete(pb::SnapshotComplete { cases: 0 })
+    );
+
+    let id = file_one(&mut citizen, "req-queue-live1").await;
+    let case = accept(&mut dispatcher, &id, 1).await;
+    let case = dispatch(&mut dispatcher, &case, MUNICIPAL, &[]).await;
+    let Item::Upsert(entered) = next_queue_item(&mut queue).await else {
+        panic!("the dispatched case enters the queue");
+    };
+    assert_eq!(
+        (entered.complaint.unwrap().id, entered.version),
+        (id.clone(), case.version)
+    );
+
+    let returned = municipal
+        .return_case(pb::ReturnCaseRequest {
+            request_id: rid(),
+            complaint_id: id.clone(),
+            expected_version: case.version,
+            reason: "不属于本单位".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    dispatch(&mut dispatcher, &returned, WATER, &[]).await;
+    // The return itself may arrive as a change first; then the case leaves.
+    loop {
+        match next_queue_item(&mut queue).await {
+            Item::RemovedComplaintId(removed) => {
+                assert_eq!(removed, id);
+                break;
+            }
+            Item::Upsert(changed) => assert_eq!(changed.complaint.unwrap().id, id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
