@@ -23,7 +23,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("huying_descriptor.bin"),
         descriptors.encode_to_vec(),
     )?;
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    // Small per-stream buffers: see src/api/codec.rs.
+    tonic_prost_build::configure()
+        .codec_path("crate::api::codec::LeanCodec")
+        .compile_fds(descriptors)?;
 
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod access;
 mod auth;
 mod case;
 mod citizen;
+pub mod codec;
 mod convert;
 mod directory;
 pub mod logging;

@@ -45,8 +45,12 @@ impl Default for StreamPolicy {
 /// What a stream sends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamItem {
-    Event(ComplaintEvent),
-    Heartbeat { resume_after: u64 },
+    /// Boxed: a stream's channel reserves room for many items, and most
+    /// streams are idle.
+    Event(Box<ComplaintEvent>),
+    Heartbeat {
+        resume_after: u64,
+    },
 }
 
 /// Why a stream ended, when the server ended it.
@@ -264,7 +268,8 @@ impl TimelineWatch {
             for event in events {
                 self.last_sent = self.feed.position(&event).unwrap_or(self.last_sent);
                 if event.visible_to_citizen {
-                    self.send_waiting(StreamItem::Event(event)).await?;
+                    self.send_waiting(StreamItem::Event(Box::new(event)))
+                        .await?;
                 }
             }
             if complete {
@@ -295,7 +300,7 @@ impl TimelineWatch {
         if !event.visible_to_citizen {
             return Ok(());
         }
-        self.send_live(StreamItem::Event(event))
+        self.send_live(StreamItem::Event(Box::new(event)))
     }
 
     /// Never waits: a live item that finds the client's buffer full ends
