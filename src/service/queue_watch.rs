@@ -146,6 +146,10 @@ impl QueueWatch {
     }
 
     /// Re-reads one case after an event and tells the client what changed.
+    ///
+    /// TODO(streams): every queue stream re-reads the case of every event in
+    /// the district; the event's units should be checked against the
+    /// caller's scope before reading.
     async fn refresh(&mut self, id: ComplaintId) -> Result<(), Stop> {
         let in_queue = match self.services.get_case(&self.staff, id).await {
             Ok(case)

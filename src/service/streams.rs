@@ -226,6 +226,10 @@ impl TimelineWatch {
                     self.send_live(StreamItem::Heartbeat { resume_after: self.last_sent })?;
                     return self.finish(StreamEnd::TimeLimit);
                 }
+                // TODO(streams): each stream checks its session and the store
+                // at every heartbeat, about 1,300 queries a second for 10,000
+                // streams; publishing revocations on the bus and polling the
+                // store less often would cut that.
                 _ = heartbeat.tick() => {
                     self.check_session().await?;
                     let before = self.last_sent;
