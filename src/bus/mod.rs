@@ -33,6 +33,34 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// Starts listening to every event (staff queues filter what they need).
     fn subscribe_all(&self) -> Subscription;
+
+    /// Announces that a sign-in session was revoked, to every replica.
+    fn publish_revocation(&self, session_id: &str);
+
+    /// Whether this replica heard of the session's revocation lately. The
+    /// store stays the authority; this spares streams a query per heartbeat.
+    fn heard_revoked(&self, session_id: &str) -> bool;
+}
+
+/// Sessions heard revoked, forgotten after a day: streams also ask the store
+/// now and then, so an old entry is not needed for long.
+#[derive(Debug, Default)]
+pub struct Revocations(Mutex<HashMap<String, std::time::Instant>>);
+
+impl Revocations {
+    const KEEP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+    pub fn record(&self, session_id: &str) {
+        let mut heard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        heard.retain(|_, at| now.duration_since(*at) < Self::KEEP);
+        heard.insert(session_id.to_owned(), now);
+    }
+
+    pub fn contains(&self, session_id: &str) -> bool {
+        let heard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        heard.contains_key(session_id)
+    }
 }
 
 /// What a subscription yields.
@@ -87,6 +115,7 @@ impl Drop for Subscription {
 #[derive(Default)]
 pub struct LocalBus {
     topics: Topics,
+    revocations: Revocations,
 }
 
 impl LocalBus {
@@ -141,6 +170,14 @@ impl EventBus for LocalBus {
 
     fn subscribe_all(&self) -> Subscription {
         self.subscribe_to(Topic::All)
+    }
+
+    fn publish_revocation(&self, session_id: &str) {
+        self.revocations.record(session_id);
+    }
+
+    fn heard_revoked(&self, session_id: &str) -> bool {
+        self.revocations.contains(session_id)
     }
 }
 

@@ -21,6 +21,10 @@ use super::{EventBus, LocalBus, Subscription};
 use crate::domain::account::AccountId;
 use crate::domain::complaint::{ComplaintEvent, ComplaintId, ComplaintStatus, EventKind};
 
+/// Marks a revocation on the channel; events are JSON objects, so they
+/// never start with it.
+const REVOCATION_PREFIX: &str = "revoked:";
+
 /// Events waiting to be published; past this, publishing drops and streams
 /// pick the events up from the store at their next heartbeat.
 const PUBLISH_QUEUE: usize = 10_000;
@@ -124,6 +128,17 @@ impl EventBus for RedisBus {
     fn subscribe_all(&self) -> Subscription {
         self.local.subscribe_all()
     }
+
+    fn publish_revocation(&self, session_id: &str) {
+        let payload = format!("{REVOCATION_PREFIX}{session_id}");
+        if self.outbox.try_send(payload).is_err() {
+            tracing::warn!("revocation publishing is backed up; streams will find it in the store");
+        }
+    }
+
+    fn heard_revoked(&self, session_id: &str) -> bool {
+        self.local.heard_revoked(session_id)
+    }
 }
 
 async fn publish_forever(
@@ -168,6 +183,10 @@ async fn receive_forever(
                 let Ok(payload) = message.get_payload::<String>() else {
                     continue;
                 };
+                if let Some(session_id) = payload.strip_prefix(REVOCATION_PREFIX) {
+                    local.publish_revocation(session_id);
+                    continue;
+                }
                 match serde_json::from_str::<WireEvent>(&payload)
                     .ok()
                     .and_then(WireEvent::into_event)

@@ -87,12 +87,18 @@ impl Services {
     /// token is unknown, so that the answer reveals nothing.
     pub async fn sign_out(&self, refresh_token: &str) -> Result<(), DomainError> {
         let presented = hash_refresh_token(refresh_token);
-        self.store
+        let revoked = self
+            .store
             .revoke_session_family(&presented, self.clock.now())
             .await?;
-        // TODO(identity): access tokens already issued stay valid until they
-        // expire (15 minutes by default); revoking them on every replica
-        // within seconds needs a shared deny-list of session ids in Redis.
+        // Streams of the session on every replica end at once.
+        if let Some(family_id) = revoked {
+            self.bus.publish_revocation(&family_id);
+        }
+        // TODO(identity): access tokens already issued stay valid for unary
+        // calls until they expire (15 minutes by default); refusing them on
+        // every replica within seconds needs the access layer to consult the
+        // same revocations.
         Ok(())
     }
 

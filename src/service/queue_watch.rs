@@ -85,11 +85,10 @@ impl QueueWatch {
                 _ = self.sender.closed() => return Err(Stop),
                 _ = super::streams::stopped(&mut stopping) => return self.finish(StreamEnd::ShuttingDown),
                 _ = heartbeat.tick() => {
-                    match self.services.store.session_revoked(&self.staff.session_id).await {
-                        Ok(false) => self.send(QueueItem::Heartbeat, false).await?,
-                        Ok(true) => return self.finish(StreamEnd::Revoked),
-                        Err(error) => return self.finish(StreamEnd::Failed(error.into())),
+                    if self.services.bus.heard_revoked(&self.staff.session_id) {
+                        return self.finish(StreamEnd::Revoked);
                     }
+                    self.send(QueueItem::Heartbeat, false).await?;
                 }
                 message = subscription.next() => match message {
                     Some(BusMessage::Event(event)) => {

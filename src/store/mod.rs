@@ -224,12 +224,13 @@ pub trait Store: CaseStore + Send + Sync + 'static {
     /// Whether a sign-in session (refresh-token family) was revoked.
     async fn session_revoked(&self, family_id: &str) -> anyhow::Result<bool>;
 
-    /// Revokes the family of a refresh token; false when none matched.
+    /// Revokes the family of a refresh token; returns the family's id, or
+    /// `None` when no session matched.
     async fn revoke_session_family(
         &self,
         presented_hash: &[u8],
         now: DateTime<Utc>,
-    ) -> anyhow::Result<bool>;
+    ) -> anyhow::Result<Option<String>>;
 
     /// Writes a complaint and its first event in one transaction, or finds
     /// the complaint an earlier attempt with the same request id created.

@@ -532,17 +532,23 @@ macro_rules! shared_store_impl {
                 &self,
                 presented_hash: &[u8],
                 now: chrono::DateTime<chrono::Utc>,
-            ) -> anyhow::Result<bool> {
-                let done = sqlx::query(
-                    "UPDATE sessions SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id = \
-                       (SELECT family_id FROM sessions WHERE refresh_hash = $1)",
-                )
-                .bind(presented_hash)
-                .bind(to_db(now))
-                .execute(&self.pool)
-                .await
-                .context("Failed to revoke a session")?;
-                Ok(done.rows_affected() > 0)
+            ) -> anyhow::Result<Option<String>> {
+                let family_id: Option<String> =
+                    sqlx::query_scalar("SELECT family_id FROM sessions WHERE refresh_hash = $1")
+                        .bind(presented_hash)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .context("Failed to find a session")?;
+                let Some(family_id) = family_id else {
+                    return Ok(None);
+                };
+                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
+                    .bind(&family_id)
+                    .bind(to_db(now))
+                    .execute(&self.pool)
+                    .await
+                    .context("Failed to revoke a session")?;
+                Ok(Some(family_id))
             }
 
             async fn file_complaint(&self, new: &NewComplaint) -> anyhow::Result<Filing> {

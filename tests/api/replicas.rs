@@ -120,3 +120,84 @@ async fn an_event_written_on_one_replica_reaches_a_stream_on_another() {
         .unwrap();
     assert_eq!((live.sequence, live.kind()), (2, pb::EventKind::Withdrawn));
 }
+
+#[tokio::test]
+async fn signing_out_on_one_replica_ends_the_sessions_stream_on_another() {
+    let database = TestApp::spawn(Engine::Postgres).await;
+    let prefix = format!("huying-test:{}:", random_name());
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_a, address_a) = start_process(&database.database_url, &prefix, dirs.0.path()).await;
+    let (_b, address_b) = start_process(&database.database_url, &prefix, dirs.1.path()).await;
+
+    let channel_a = tonic::transport::Channel::from_shared(format!("http://{address_a}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut auth_a =
+        huying::proto::v1::auth_service_client::AuthServiceClient::new(channel_a.clone());
+    let session = auth_a
+        .sign_in(pb::SignInRequest {
+            credential: Some(pb::sign_in_request::Credential::Dev(pb::DevCredential {
+                subject: "alice".to_owned(),
+                role: pb::Role::Citizen.into(),
+                ..Default::default()
+            })),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap();
+    let bearer = Bearer::new(&session.access_token);
+    let mut on_a =
+        huying::proto::v1::citizen_service_client::CitizenServiceClient::with_interceptor(
+            channel_a,
+            bearer.clone(),
+        );
+    let channel_b = tonic::transport::Channel::from_shared(format!("http://{address_b}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut on_b =
+        huying::proto::v1::citizen_service_client::CitizenServiceClient::with_interceptor(
+            channel_b, bearer,
+        );
+
+    let id = crate::helpers::file_one(&mut on_a, "req-replica-02").await;
+    let mut stream = on_b
+        .watch_complaint(pb::WatchComplaintRequest {
+            complaint_id: id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    timeout(BOUND, stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    auth_a
+        .sign_out(pb::SignOutRequest {
+            refresh_token: session.refresh_token,
+        })
+        .await
+        .unwrap();
+    // The next event for the stream on B finds the session revoked.
+    on_a.withdraw_complaint(pb::WithdrawComplaintRequest {
+        complaint_id: id,
+        reason: String::new(),
+    })
+    .await
+    .unwrap();
+    match timeout(LIVE_BOUND, stream.next())
+        .await
+        .expect("the stream ends in time")
+    {
+        Some(Err(status)) => assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}"),
+        other => panic!("expected the stream to end, got {other:?}"),
+    }
+}
