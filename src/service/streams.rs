@@ -235,7 +235,7 @@ impl TimelineWatch {
                 // and events normally arrive through the bus.
                 _ = heartbeat.tick() => {
                     beats += 1;
-                    let ask_store = beats % STORE_CHECK_EVERY == 0;
+                    let ask_store = beats.is_multiple_of(STORE_CHECK_EVERY);
                     self.check_session(ask_store).await?;
                     let before = self.last_sent;
                     if ask_store {
