@@ -161,13 +161,7 @@ impl Services {
         let next = (complaints.len() > limit as usize).then(|| encode_offset(offset + limit));
         complaints.truncate(limit as usize);
 
-        let mut cases = Vec::with_capacity(complaints.len());
-        for complaint in complaints {
-            if let Some(case) = self.store.case(complaint.id).await? {
-                cases.push(case);
-            }
-        }
-        Ok((cases, next))
+        Ok((self.store.with_assignments(complaints).await?, next))
     }
 
     /// Registers a matter a citizen phoned in or brought to a counter. The

@@ -121,6 +121,9 @@ pub struct QueueQuery {
 pub trait CaseStore: Send + Sync + 'static {
     async fn case(&self, id: ComplaintId) -> anyhow::Result<Option<Case>>;
 
+    /// The complaints with their assignments, in the same order.
+    async fn with_assignments(&self, complaints: Vec<Complaint>) -> anyhow::Result<Vec<Case>>;
+
     /// Applies a staff action once per (actor, request id), and only if the
     /// case is still at the change's expected version.
     async fn apply_staff_change(

@@ -38,19 +38,41 @@ macro_rules! case_store_impl {
                 let Some(complaint) = self.complaint(id).await? else {
                     return Ok(None);
                 };
-                let rows = sqlx::query(
-                    "SELECT unit_id, is_lead, status, note, assigned_at, updated_at \
-                     FROM case_assignments WHERE complaint_id = $1 ORDER BY is_lead DESC, unit_id",
-                )
-                .bind(id.0)
-                .fetch_all(&self.pool)
-                .await
-                .context("Failed to read a case's assignments")?;
-                let assignments = rows.iter().map(assignment_from_row).collect::<anyhow::Result<_>>()?;
-                Ok(Some(Case {
-                    complaint,
-                    assignments,
-                }))
+                Ok(self.with_assignments(vec![complaint]).await?.pop())
+            }
+
+            async fn with_assignments(&self, complaints: Vec<Complaint>) -> anyhow::Result<Vec<Case>> {
+                if complaints.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // One query for the whole page rather than one per case.
+                let mut sql = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT complaint_id, unit_id, is_lead, status, note, assigned_at, updated_at \
+                     FROM case_assignments WHERE complaint_id IN (",
+                );
+                let mut ids = sql.separated(", ");
+                for complaint in &complaints {
+                    ids.push_bind(complaint.id.0);
+                }
+                sql.push(") ORDER BY complaint_id, is_lead DESC, unit_id");
+                let rows = sql
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await
+                    .context("Failed to read assignments")?;
+
+                let mut by_case: std::collections::HashMap<i64, Vec<Assignment>> = Default::default();
+                for row in &rows {
+                    let id: i64 = row.try_get("complaint_id")?;
+                    by_case.entry(id).or_default().push(assignment_from_row(row)?);
+                }
+                Ok(complaints
+                    .into_iter()
+                    .map(|complaint| Case {
+                        assignments: by_case.remove(&complaint.id.0).unwrap_or_default(),
+                        complaint,
+                    })
+                    .collect())
             }
 
             async fn apply_staff_change(

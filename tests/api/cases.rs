@@ -56,6 +56,19 @@ async fn dispatch(
         .into_inner()
 }
 
+/// Files a complaint, accepts it and dispatches it to `lead` alone.
+async fn dispatched(
+    citizen: &mut crate::helpers::CitizenClient,
+    dispatcher: &mut CaseClient,
+    request_id: &str,
+    lead: &str,
+) -> (String, pb::Case) {
+    let id = file_one(citizen, request_id).await;
+    let case = accept(dispatcher, &id, 1).await;
+    let case = dispatch(dispatcher, &case, lead, &[]).await;
+    (id, case)
+}
+
 async fn resolve(
     handler: &mut CaseClient,
     id: &str,
@@ -303,9 +316,7 @@ async fn illegal_transitions_are_refused_and_change_nothing(engine: Engine) {
         "dispatching a rejected case"
     );
 
-    let id = file_one(&mut citizen, "req-illegal-02").await;
-    let case = accept(&mut dispatcher, &id, 1).await;
-    let case = dispatch(&mut dispatcher, &case, MUNICIPAL, &[]).await;
+    let (id, case) = dispatched(&mut citizen, &mut dispatcher, "req-illegal-02", MUNICIPAL).await;
     let status = water
         .resolve_case(pb::ResolveCaseRequest {
             request_id: rid(),
@@ -370,9 +381,7 @@ async fn an_approved_extension_moves_the_deadline_the_citizen_sees(engine: Engin
     let mut supervisor = app
         .staff("sup-pingshan", pb::Role::UnitSupervisor, "sd:pingshan")
         .await;
-    let id = file_one(&mut citizen, "req-extend-001").await;
-    let case = accept(&mut dispatcher, &id, 1).await;
-    let case = dispatch(&mut dispatcher, &case, MUNICIPAL, &[]).await;
+    let (id, case) = dispatched(&mut citizen, &mut dispatcher, "req-extend-001", MUNICIPAL).await;
     let old_deadline = case.complaint.as_ref().unwrap().deadline.unwrap();
 
     let until = prost_types::Timestamp {
@@ -735,9 +744,7 @@ async fn hand_overs_follow_ups_and_refused_extensions_are_recorded(engine: Engin
     let mut supervisor = app
         .staff("sup-district", pb::Role::DistrictSupervisor, "centre")
         .await;
-    let id = file_one(&mut citizen, "req-handover-1").await;
-    let case = accept(&mut dispatcher, &id, 1).await;
-    let case = dispatch(&mut dispatcher, &case, MUNICIPAL, &[]).await;
+    let (id, case) = dispatched(&mut citizen, &mut dispatcher, "req-handover-1", MUNICIPAL).await;
 
     let handed = dispatcher
         .hand_over_case(pb::HandOverCaseRequest {
@@ -863,9 +870,7 @@ async fn a_units_queue_is_live_and_cases_leave_it_when_sent_elsewhere(engine: En
         Item::SnapshotComplete(pb::SnapshotComplete { cases: 0 })
     );
 
-    let id = file_one(&mut citizen, "req-queue-live1").await;
-    let case = accept(&mut dispatcher, &id, 1).await;
-    let case = dispatch(&mut dispatcher, &case, MUNICIPAL, &[]).await;
+    let (id, case) = dispatched(&mut citizen, &mut dispatcher, "req-queue-live1", MUNICIPAL).await;
     let Item::Upsert(entered) = next_queue_item(&mut queue).await else {
         panic!("the dispatched case enters the queue");
     };

@@ -18,6 +18,14 @@ on_both_engines!(
 /// time to pass.
 const DELIVERY_BOUND: Duration = Duration::from_secs(10);
 
+/// The next event of an events-only stream, within the delivery bound.
+async fn next_event(events: &mut crate::helpers::Events) -> pb::ComplaintEvent {
+    timeout(DELIVERY_BOUND, events.next())
+        .await
+        .expect("an event in time")
+        .expect("the stream is open")
+}
+
 async fn watch(
     citizen: &mut CitizenClient,
     id: &str,
@@ -49,10 +57,7 @@ async fn a_stream_delivers_an_event_written_after_it_opened(engine: crate::helpe
     let id = file_one(&mut citizen, "req-watch-0001").await;
 
     let mut stream = only_events(watch(&mut citizen, &id, 0).await);
-    let received = timeout(DELIVERY_BOUND, stream.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let received = next_event(&mut stream).await;
     assert_eq!(
         (received.sequence, received.kind()),
         (1, pb::EventKind::Received)
@@ -62,10 +67,7 @@ async fn a_stream_delivers_an_event_written_after_it_opened(engine: crate::helpe
     app.clock.advance(Elapsed::minutes(5));
     withdraw(&mut citizen, &id).await;
 
-    let live = timeout(DELIVERY_BOUND, stream.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let live = next_event(&mut stream).await;
     assert_eq!(live.sequence, 2);
     assert_eq!(live.kind(), pb::EventKind::Withdrawn);
     assert_eq!(live.status(), pb::ComplaintStatus::Withdrawn);
@@ -80,10 +82,7 @@ async fn a_stream_resumes_after_a_sequence(engine: crate::helpers::Engine) {
 
     let mut stream = only_events(watch(&mut citizen, &id, 1).await);
 
-    let first = timeout(DELIVERY_BOUND, stream.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let first = next_event(&mut stream).await;
     assert_eq!(
         first.sequence, 2,
         "the event the client already had is not sent again"
@@ -209,10 +208,7 @@ async fn a_reader_that_never_reads_is_told_to_resume() {
     let mut resumed = only_events(watch(&mut citizen, &id, last_sequence).await);
     let mut expected = last_sequence + 1;
     while expected <= 43 {
-        let event = timeout(DELIVERY_BOUND, resumed.next())
-            .await
-            .unwrap()
-            .unwrap();
+        let event = next_event(&mut resumed).await;
         assert_eq!(event.sequence, expected);
         expected += 1;
     }
@@ -246,7 +242,7 @@ async fn the_home_screen_feed_spans_complaints_and_resumes_by_cursor(
     let mut feed = watch_mine(&mut alice, 0).await;
     let mut seen = Vec::new();
     for _ in 0..3 {
-        let event = timeout(DELIVERY_BOUND, feed.next()).await.unwrap().unwrap();
+        let event = next_event(&mut feed).await;
         seen.push((event.feed_cursor, event.kind(), event.complaint_id));
     }
     use pb::EventKind::*;
@@ -262,7 +258,7 @@ async fn the_home_screen_feed_spans_complaints_and_resumes_by_cursor(
 
     // Live, then a reconnect from a cursor gets exactly what came after it.
     withdraw(&mut alice, &second).await;
-    let live = timeout(DELIVERY_BOUND, feed.next()).await.unwrap().unwrap();
+    let live = next_event(&mut feed).await;
     assert_eq!(
         (live.feed_cursor, live.complaint_id.as_str()),
         (4, second.as_str())
@@ -270,16 +266,8 @@ async fn the_home_screen_feed_spans_complaints_and_resumes_by_cursor(
     drop(feed);
     let mut resumed = watch_mine(&mut alice, 2).await;
     let cursors: Vec<u64> = [
-        timeout(DELIVERY_BOUND, resumed.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .feed_cursor,
-        timeout(DELIVERY_BOUND, resumed.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .feed_cursor,
+        next_event(&mut resumed).await.feed_cursor,
+        next_event(&mut resumed).await.feed_cursor,
     ]
     .into();
     assert_eq!(cursors, [3, 4]);
@@ -354,30 +342,15 @@ async fn feed_numbers_follow_commit_order_under_concurrent_writers() {
 
     // A reader now sees only what is committed: nothing past cursor 1.
     let mut feed = watch_mine(&mut alice, 0).await;
-    assert_eq!(
-        timeout(DELIVERY_BOUND, feed.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .feed_cursor,
-        1
-    );
+    assert_eq!(next_event(&mut feed).await.feed_cursor, 1);
 
     sqlx::query("COMMIT").execute(&mut writer_a).await.unwrap();
     timeout(DELIVERY_BOUND, writer_b).await.unwrap().unwrap();
 
     // The reader, holding cursor 1, gets A's event and then B's: nothing skipped.
     let next: Vec<u64> = [
-        timeout(DELIVERY_BOUND, feed.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .feed_cursor,
-        timeout(DELIVERY_BOUND, feed.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .feed_cursor,
+        next_event(&mut feed).await.feed_cursor,
+        next_event(&mut feed).await.feed_cursor,
     ]
     .into();
     assert_eq!(next, [cursor_a as u64, cursor_a as u64 + 1]);
