@@ -47,6 +47,7 @@ pub struct Config {
     /// How often the supervision loop runs; `None` runs none (tests drive it).
     pub supervision_interval: Option<Duration>,
     pub supervision: crate::service::supervision::SupervisionPolicy,
+    pub duplicates: crate::domain::duplicate::DuplicatePolicy,
     pub streams: crate::service::streams::StreamPolicy,
     pub log_format: LogFormat,
 }
@@ -109,6 +110,14 @@ impl Config {
         if let Some(km) = var("HUYING_SERVICE_RADIUS_KM") {
             config.service_area.radius_km = km.parse().context("HUYING_SERVICE_RADIUS_KM")?;
         }
+        if let Some(hours) = var("HUYING_DUPLICATE_WINDOW_HOURS") {
+            let hours: u64 = hours.parse().context("HUYING_DUPLICATE_WINDOW_HOURS")?;
+            config.duplicates.window = Duration::from_secs(hours * 3600);
+        }
+        if let Some(metres) = var("HUYING_DUPLICATE_RADIUS_M") {
+            let metres: f64 = metres.parse().context("HUYING_DUPLICATE_RADIUS_M")?;
+            config.duplicates.radius_km = metres / 1000.0;
+        }
         if var("HUYING_LOG_FORMAT").as_deref() == Some("json") {
             config.log_format = LogFormat::Json;
         }
@@ -139,6 +148,7 @@ impl Config {
             health_probe_interval: Duration::from_secs(5),
             supervision_interval: Some(Duration::from_secs(60)),
             supervision: Default::default(),
+            duplicates: Default::default(),
             streams: Default::default(),
             log_format: LogFormat::Text,
         }

@@ -218,6 +218,7 @@ async fn build_services(
         stopping,
         reference: std::sync::RwLock::new(Arc::new(Reference::bundled())),
         supervision: config.supervision.clone(),
+        duplicates: config.duplicates,
         streams: config.streams,
     };
     services.load_reference().await?;

@@ -407,40 +407,6 @@ impl ValidFiling {
     }
 }
 
-/// How close two reports of one category must be to look like one matter.
-pub const DUPLICATE_RADIUS_KM: f64 = 0.15;
-/// How far back open complaints are compared with a new one.
-pub const DUPLICATE_WINDOW_HOURS: i64 = 72;
-
-impl ValidFiling {
-    /// The newest open complaint among `recent` (same category, filed
-    /// lately) that reports the same place: within 150 m, or the same
-    /// address. Staff decide; this is only a hint.
-    pub fn probable_duplicate(&self, recent: &[Complaint]) -> Option<ComplaintId> {
-        let address = self.location.address.as_deref().map(normalize_address);
-        recent
-            .iter()
-            .filter(|c| c.category_code == self.category_code)
-            .find(|c| {
-                let near = match (self.location.point, c.location.point) {
-                    (Some(a), Some(b)) => a.distance_km(b) <= DUPLICATE_RADIUS_KM,
-                    _ => false,
-                };
-                let same_address = address.is_some()
-                    && c.location.address.as_deref().map(normalize_address) == address;
-                near || same_address
-            })
-            .map(|c| c.id)
-    }
-}
-
-fn normalize_address(address: &str) -> String {
-    address
-        .chars()
-        .filter(|c| !c.is_whitespace() && !c.is_ascii_punctuation())
-        .collect()
-}
-
 /// What a citizen quotes on the phone: "HY", the filing date in the district,
 /// and the complaint id, e.g. "HY20261203000042". It is derived, never stored,
 /// so it cannot drift from the id it names.

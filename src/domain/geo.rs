@@ -56,6 +56,24 @@ impl GeoPoint {
     }
 
     /// Great-circle distance in kilometres (haversine formula).
+    /// The south-west and north-east corners of a box that holds every
+    /// point within `radius_km` (a little more, away from the equator).
+    pub fn surrounding_box(self, radius_km: f64) -> (GeoPoint, GeoPoint) {
+        let d_lat = (radius_km / EARTH_MEAN_RADIUS_KM).to_degrees();
+        let cos = self.latitude.to_radians().cos().max(0.01);
+        let d_lon = d_lat / cos;
+        (
+            GeoPoint {
+                latitude: self.latitude - d_lat,
+                longitude: self.longitude - d_lon,
+            },
+            GeoPoint {
+                latitude: self.latitude + d_lat,
+                longitude: self.longitude + d_lon,
+            },
+        )
+    }
+
     pub fn distance_km(self, other: GeoPoint) -> f64 {
         let (lat1, lat2) = (self.latitude.to_radians(), other.latitude.to_radians());
         let d_lat = lat2 - lat1;
@@ -170,6 +188,28 @@ fn shift_longitude(x: f64, y: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_surrounding_box_holds_the_circle_and_little_more() {
+        let (south_west, north_east) = PINGSHAN_CENTRE.surrounding_box(0.15);
+        let north = GeoPoint {
+            latitude: north_east.latitude,
+            ..PINGSHAN_CENTRE
+        };
+        let east = GeoPoint {
+            longitude: north_east.longitude,
+            ..PINGSHAN_CENTRE
+        };
+        let south_west_edge = GeoPoint {
+            latitude: south_west.latitude,
+            ..PINGSHAN_CENTRE
+        };
+
+        for edge in [north, east, south_west_edge] {
+            let km = PINGSHAN_CENTRE.distance_km(edge);
+            assert!((0.149..0.151).contains(&km), "{km}");
+        }
+    }
 
     const PINGSHAN_CENTRE: GeoPoint = GeoPoint {
         latitude: 22.693572,

@@ -8,6 +8,7 @@ pub mod case;
 pub mod category;
 pub mod complaint;
 pub mod directory;
+pub mod duplicate;
 pub mod error;
 pub mod geo;
 pub mod phone;

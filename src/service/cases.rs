@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::Services;
-use crate::domain::account::{ExternalIdentity, Principal, Role};
+use crate::domain::account::{AccountId, ExternalIdentity, Principal, Role};
 use crate::domain::calendar::Deadline;
 use crate::domain::case::{Actor, Case, DispatchPlan};
 use crate::domain::category::TimeLimit;
@@ -13,8 +13,12 @@ use crate::domain::complaint::{
     RequestId,
 };
 use crate::domain::directory::Directory;
+use crate::domain::duplicate::NewReport;
 use crate::domain::error::DomainError;
-use crate::store::{Filing, QueueQuery, StaffOutcome};
+use crate::store::{DuplicateQuery, Filing, QueueQuery, StaffOutcome};
+
+/// Open complaints compared with each new one, newest first.
+const DUPLICATE_CANDIDATES: u32 = 200;
 
 /// One action a staff member takes on a case.
 #[derive(Debug, Clone)]
@@ -94,18 +98,38 @@ impl Services {
         self.reference().calendar.deadline(now, limit)
     }
 
-    /// An open complaint that looks like the same matter as `filing`.
+    /// An open complaint that looks like the same matter as `filing`,
+    /// filed by `citizen_id`.
     pub async fn probable_duplicate(
         &self,
         filing: &crate::domain::complaint::ValidFiling,
+        citizen_id: AccountId,
         now: DateTime<Utc>,
     ) -> Result<Option<ComplaintId>, DomainError> {
-        let since = now - chrono::Duration::hours(crate::domain::complaint::DUPLICATE_WINDOW_HOURS);
-        let recent = self
-            .store
-            .recent_open_in_category(&filing.category_code, since)
-            .await?;
-        Ok(filing.probable_duplicate(&recent))
+        let policy = &self.duplicates;
+        let window = chrono::Duration::from_std(policy.window).unwrap_or(chrono::Duration::MAX);
+        let query = DuplicateQuery {
+            category_code: filing.category_code.clone(),
+            citizen_id,
+            area: filing
+                .location
+                .point
+                .map(|point| point.surrounding_box(policy.radius_km)),
+            since: now
+                .checked_sub_signed(window)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+            limit: DUPLICATE_CANDIDATES,
+        };
+        let candidates = self.store.duplicate_candidates(&query).await?;
+        let report = NewReport {
+            citizen_id,
+            text: &filing.text,
+            category_code: &filing.category_code,
+            location: &filing.location,
+        };
+        Ok(policy
+            .probable_duplicate(&report, &candidates)
+            .map(|hint| hint.of))
     }
 
     /// A case the staff member may see; others are reported as not found.
@@ -195,7 +219,7 @@ impl Services {
         let citizen = self.store.upsert_account(&identity, now).await?;
         let mut first_event = NewComplaint::received_event(staff.account_id, now);
         first_event.unit_id = Some(unit.to_owned());
-        let duplicate_hint = self.probable_duplicate(&filing, now).await?;
+        let duplicate_hint = self.probable_duplicate(&filing, citizen.id, now).await?;
         let new = NewComplaint {
             citizen_id: citizen.id,
             request_id: RequestId::for_staff(staff.account_id, &request_id),

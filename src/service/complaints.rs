@@ -56,7 +56,9 @@ impl Services {
             .as_ref()
             .map(|phone| self.cipher.encrypt(phone))
             .transpose()?;
-        let duplicate_hint = self.probable_duplicate(&filing, now).await?;
+        let duplicate_hint = self
+            .probable_duplicate(&filing, citizen.account_id, now)
+            .await?;
         let new = NewComplaint {
             citizen_id: citizen.account_id,
             fingerprint: fingerprint.clone(),

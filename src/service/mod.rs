@@ -36,6 +36,8 @@ pub struct Services {
     /// The directory and calendar in force; see `reference.rs`.
     pub reference: RwLock<Arc<reference::Reference>>,
     pub supervision: supervision::SupervisionPolicy,
+    /// When a new complaint is flagged as repeating an open one.
+    pub duplicates: crate::domain::duplicate::DuplicatePolicy,
     pub streams: streams::StreamPolicy,
     /// Turns true when the server is stopping, so that long-lived streams
     /// end and graceful shutdown does not wait for clients to hang up.

@@ -25,6 +25,7 @@ use crate::domain::complaint::{
     NewComplaint, RequestId,
 };
 use crate::domain::directory::Unit;
+use crate::domain::geo::GeoPoint;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -47,6 +48,17 @@ pub struct NewSession {
 pub struct RefreshToken {
     pub hash: Vec<u8>,
     pub expires_at: DateTime<Utc>,
+}
+
+/// Where to look for complaints a new one may repeat.
+#[derive(Debug, Clone)]
+pub struct DuplicateQuery {
+    pub category_code: String,
+    pub citizen_id: AccountId,
+    /// South-west and north-east corners, when the new complaint has a point.
+    pub area: Option<(GeoPoint, GeoPoint)>,
+    pub since: DateTime<Utc>,
+    pub limit: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,12 +170,9 @@ pub trait CaseStore: Send + Sync + 'static {
 
     async fn queue(&self, query: &QueueQuery) -> anyhow::Result<Vec<Complaint>>;
 
-    /// Open complaints of a category filed since `since`, newest first.
-    async fn recent_open_in_category(
-        &self,
-        category_code: &str,
-        since: DateTime<Utc>,
-    ) -> anyhow::Result<Vec<Complaint>>;
+    /// Open complaints filed since `query.since` that could repeat a new
+    /// one: same category, same citizen, or inside the box; newest first.
+    async fn duplicate_candidates(&self, query: &DuplicateQuery) -> anyhow::Result<Vec<Complaint>>;
 
     async fn units(&self) -> anyhow::Result<Vec<Unit>>;
 

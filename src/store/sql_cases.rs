@@ -7,7 +7,7 @@ macro_rules! case_store_impl {
         use crate::domain::calendar::DayKind;
         use crate::domain::case::{Assignment, AssignmentStatus, Case};
         use crate::domain::directory::{Unit, UnitKind};
-        use crate::store::{CaseStore, MarkEffect, QueueQuery, StaffOutcome};
+        use crate::store::{CaseStore, DuplicateQuery, MarkEffect, QueueQuery, StaffOutcome};
 
         fn assignment_from_row(row: &Row) -> anyhow::Result<Assignment> {
             let status: String = row.try_get("status")?;
@@ -239,24 +239,37 @@ macro_rules! case_store_impl {
                 rows.iter().map(complaint_from_row).collect()
             }
 
-            async fn recent_open_in_category(
+            async fn duplicate_candidates(
                 &self,
-                category_code: &str,
-                since: chrono::DateTime<chrono::Utc>,
+                query: &DuplicateQuery,
             ) -> anyhow::Result<Vec<Complaint>> {
+                // An empty box (south of north) matches nothing when the new
+                // complaint has no point.
+                let (south_west, north_east) = query.area.unwrap_or((
+                    GeoPoint { latitude: 1.0, longitude: 1.0 },
+                    GeoPoint { latitude: -1.0, longitude: -1.0 },
+                ));
                 let rows = sqlx::query(concat!(
                     "SELECT ",
                     $crate::store::sql::complaint_columns!(),
-                    " FROM complaints WHERE category_code = $1 AND created_at >= $2 \
+                    " FROM complaints WHERE created_at >= $1 \
                       AND merged_into IS NULL \
                       AND status IN ('received', 'accepted', 'dispatched', 'in_progress') \
-                     ORDER BY id DESC LIMIT 100"
+                      AND (category_code = $2 OR citizen_id = $3 \
+                           OR (latitude BETWEEN $4 AND $5 AND longitude BETWEEN $6 AND $7)) \
+                     ORDER BY id DESC LIMIT $8"
                 ))
-                .bind(category_code)
-                .bind(to_db(since))
+                .bind(to_db(query.since))
+                .bind(&query.category_code)
+                .bind(query.citizen_id.0)
+                .bind(south_west.latitude)
+                .bind(north_east.latitude)
+                .bind(south_west.longitude)
+                .bind(north_east.longitude)
+                .bind(i64::from(query.limit))
                 .fetch_all(&self.pool)
                 .await
-                .context("Failed to read recent complaints")?;
+                .context("Failed to read complaints a new one may repeat")?;
                 rows.iter().map(complaint_from_row).collect()
             }
 

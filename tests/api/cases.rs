@@ -533,6 +533,7 @@ async fn a_probable_duplicate_is_shown_to_the_dispatcher(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let mut alice = app.citizen("alice").await;
     let mut bob = app.citizen("bob").await;
+    let mut carol = app.citizen("carol").await;
     let mut dispatcher = app.dispatcher().await;
     let first = file_one(&mut alice, "req-dup-000001").await;
 
@@ -555,11 +556,32 @@ async fn a_probable_duplicate_is_shown_to_the_dispatcher(engine: Engine) {
         .complaint
         .unwrap()
         .id;
-    // Elsewhere in the district, another category.
+    // Elsewhere in the district, another category, another matter.
     let mut elsewhere = crate::helpers::filing("req-dup-000003");
     elsewhere.category_code = "010104".to_owned();
-    let third = bob
+    elsewhere.text = "碧岭社区公园的路灯坏了好几盏，晚上很黑。".to_owned();
+    let place = elsewhere.location.as_mut().unwrap();
+    place.address = "碧岭街道碧岭社区公园".to_owned();
+    place.coordinates.as_mut().unwrap().latitude += 0.02;
+    let third = carol
         .file_complaint(elsewhere)
+        .await
+        .unwrap()
+        .into_inner()
+        .complaint
+        .unwrap()
+        .id;
+    // Bob repeats his report in his own words, in another category and
+    // only roughly placed.
+    let mut repeated = crate::helpers::filing("req-dup-000004");
+    repeated.category_code = "010104".to_owned();
+    repeated.text = "坪山大道旁边的垃圾堆了三天了没人清理，气味很大！".to_owned();
+    repeated.location = Some(pb::Location {
+        address: "坪山区".to_owned(),
+        coordinates: None,
+    });
+    let fourth = bob
+        .file_complaint(repeated)
         .await
         .unwrap()
         .into_inner()
@@ -578,6 +600,13 @@ async fn a_probable_duplicate_is_shown_to_the_dispatcher(engine: Engine) {
             .await
             .probable_duplicate_of,
         ""
+    );
+    assert_eq!(
+        get_case(&mut dispatcher, &fourth)
+            .await
+            .probable_duplicate_of,
+        second,
+        "the author's own report, newest among equally similar ones"
     );
     assert_eq!(
         get_case(&mut dispatcher, &first)
