@@ -3,6 +3,7 @@
 //! rules are plain functions over them.
 
 pub mod account;
+pub mod audit;
 pub mod calendar;
 pub mod case;
 pub mod category;
@@ -11,6 +12,7 @@ pub mod directory;
 pub mod error;
 pub mod geo;
 pub mod phone;
+pub mod staff;
 pub mod time;
 
 pub use error::{DomainError, FieldViolation};
