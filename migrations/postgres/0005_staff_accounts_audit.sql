@@ -28,6 +28,9 @@ CREATE TABLE staff_credentials (
 -- triggers below refuse every UPDATE and TRUNCATE, and every DELETE of a
 -- record younger than 183 days (the legal floor of six months), whatever
 -- the application asks for.
+-- TODO(audit): the table's owner can still disable these triggers or drop
+-- the table. Production should migrate as one role and serve as another
+-- that holds only INSERT, SELECT and DELETE on audit_records.
 CREATE TABLE audit_records (
     id            BIGSERIAL PRIMARY KEY,
     occurred_at   TIMESTAMPTZ NOT NULL,

@@ -28,7 +28,8 @@ impl Username {
         if !valid {
             return Err(FieldViolation::new(
                 field,
-                "must be 3 to 32 lowercase letters, digits, '.', '_' or '-', starting with a letter",
+                "must be 3 to 32 lowercase letters, digits, '.', '_' or '-', \
+                 starting with a letter",
             ));
         }
         Ok(Username(name.to_owned()))

@@ -21,6 +21,8 @@ const DERIVATION_LABEL: &[u8] = b"huying/totp-secret/v1";
 /// Ties a ciphertext to its column: it cannot be moved to another field.
 const TOTP_AAD: &[u8] = b"huying:staff_credentials.totp_secret";
 
+// TODO(security): `PhoneCipher` seals and opens the same way with its own
+// associated data; both could share one versioned-AEAD type.
 pub struct SecretCipher {
     keys: BTreeMap<u32, Aes256Gcm>,
     current: u32,

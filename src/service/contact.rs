@@ -1,6 +1,12 @@
 //! Showing staff a reporter's full contact phone. Cases carry it masked;
 //! the full number is for a supervisor who states why, and each reveal is
-//! in the audit log before the number leaves the server.
+//! in the audit log before the number leaves the server. This is the only
+//! path on which staff see personal data unmasked.
+//!
+//! TODO(audit): staff reads of complaint texts and addresses (GetCase,
+//! ListQueue, WatchQueue) are not audit-logged; they are the daily work of
+//! every handler, and logging them would need a sampled or summarised
+//! record to keep the log readable.
 
 use super::Services;
 use crate::domain::account::Principal;

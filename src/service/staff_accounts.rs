@@ -187,7 +187,11 @@ impl Services {
             }
         };
 
-        tracing::info!(account.id = %account.id, account.role = role.as_str(), "staff account created");
+        tracing::info!(
+            account.id = %account.id,
+            account.role = role.as_str(),
+            "staff account created"
+        );
         Ok(IssuedCredentials {
             credential: self.staff_credential(account.id).await?,
             initial_password,
@@ -223,6 +227,11 @@ impl Services {
 
     /// Sets a new initial password (and optionally a new second factor),
     /// lifts any lock and ends the account's sessions.
+    ///
+    /// TODO(identity): a system administrator who resets a security or
+    /// audit administrator's password is shown it, and could sign in as
+    /// them; resets of those roles should need a second administrator, or
+    /// deliver the password to its owner directly.
     pub async fn reset_password(
         &self,
         admin: &Principal,
@@ -280,6 +289,8 @@ impl Services {
             AccountState::Enable => (CredentialChange::Enable, AuditAction::StaffEnabled),
         };
         let audit = AuditDraft::by(admin, action, account_target(id), self.clock.now());
+        // Refresh tokens end here; access tokens already issued stay valid
+        // until they expire, as after a sign-out (see `Services::sign_out`).
         self.change_credential(id, &change, &audit).await?;
         self.staff_credential(id).await
     }
@@ -422,7 +433,11 @@ impl Services {
         for family in &families {
             self.bus.publish_revocation(family);
         }
-        tracing::info!(account.id = %id, audit.action = audit.action.as_str(), "staff credential changed");
+        tracing::info!(
+            account.id = %id,
+            audit.action = audit.action.as_str(),
+            "staff credential changed"
+        );
         Ok(())
     }
 

@@ -54,7 +54,9 @@ impl Services {
         violations.into_result()?;
 
         let now = self.clock.now();
-        let credential = self.store.staff_credential(request.username.trim()).await?;
+        // Usernames are lowercase; phones like to capitalise the first letter.
+        let username = request.username.trim().to_lowercase();
+        let credential = self.store.staff_credential(&username).await?;
         let Some(credential) = credential.filter(|c| c.admits_attempt(now)) else {
             // As slow as a real check, so timing does not tell either.
             let password = request.password;
@@ -77,6 +79,9 @@ impl Services {
             return Err(refused());
         }
 
+        // TODO(identity): a member still on the initial password an
+        // administrator saw is let in like anyone else; the session should
+        // be limited to ChangePassword until they set their own.
         tracing::info!(
             account.id = %credential.account.id,
             account.role = credential.account.role.as_str(),

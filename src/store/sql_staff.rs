@@ -136,7 +136,8 @@ macro_rules! staff_store_impl {
             match change {
                 CredentialChange::ResetPassword { password_hash, new_factor_cipher } => {
                     sql.push(", password_hash = ").push_bind(password_hash.clone());
-                    sql.push(", password_is_initial = TRUE, failed_attempts = 0, locked_until = NULL");
+                    sql.push(", password_is_initial = TRUE, failed_attempts = 0");
+                    sql.push(", locked_until = NULL");
                     sql.push(", password_changed_at = ").push_bind(now);
                     if let Some(cipher) = new_factor_cipher {
                         sql.push(", totp_secret_cipher = ").push_bind(cipher.clone());
@@ -146,7 +147,8 @@ macro_rules! staff_store_impl {
                 }
                 CredentialChange::ChangePassword { password_hash } => {
                     sql.push(", password_hash = ").push_bind(password_hash.clone());
-                    sql.push(", password_is_initial = FALSE, password_changed_at = ").push_bind(now);
+                    sql.push(", password_is_initial = FALSE");
+                    sql.push(", password_changed_at = ").push_bind(now);
                 }
                 CredentialChange::Unlock => {
                     sql.push(", failed_attempts = 0, locked_until = NULL");
@@ -163,7 +165,8 @@ macro_rules! staff_store_impl {
                 }
                 CredentialChange::ConfirmFactor { step, .. } => {
                     sql.push(", totp_confirmed_at = ").push_bind(now);
-                    sql.push(", totp_last_step = ").push_bind(i64::try_from(*step).unwrap_or(i64::MAX));
+                    let step = i64::try_from(*step).unwrap_or(i64::MAX);
+                    sql.push(", totp_last_step = ").push_bind(step);
                 }
             }
         }
@@ -185,7 +188,10 @@ macro_rules! staff_store_impl {
 
         #[async_trait::async_trait]
         impl StaffStore for $store {
-            async fn staff_credential(&self, username: &str) -> anyhow::Result<Option<StaffCredential>> {
+            async fn staff_credential(
+                &self,
+                username: &str,
+            ) -> anyhow::Result<Option<StaffCredential>> {
                 let row = sqlx::query(concat!(
                     "SELECT ",
                     $crate::store::sql_staff::credential_columns!(),
@@ -198,7 +204,10 @@ macro_rules! staff_store_impl {
                 row.as_ref().map(credential_from_row).transpose()
             }
 
-            async fn staff_credential_of(&self, id: AccountId) -> anyhow::Result<Option<StaffCredential>> {
+            async fn staff_credential_of(
+                &self,
+                id: AccountId,
+            ) -> anyhow::Result<Option<StaffCredential>> {
                 let row = sqlx::query(concat!(
                     "SELECT ",
                     $crate::store::sql_staff::credential_columns!(),
@@ -211,7 +220,10 @@ macro_rules! staff_store_impl {
                 row.as_ref().map(credential_from_row).transpose()
             }
 
-            async fn staff_credentials(&self, unit_id: Option<&str>) -> anyhow::Result<Vec<StaffCredential>> {
+            async fn staff_credentials(
+                &self,
+                unit_id: Option<&str>,
+            ) -> anyhow::Result<Vec<StaffCredential>> {
                 let mut sql = sqlx::QueryBuilder::<$db>::new(concat!(
                     "SELECT ",
                     $crate::store::sql_staff::credential_columns!(),
@@ -246,7 +258,8 @@ macro_rules! staff_store_impl {
                             .context("Failed to lock staff credentials")?;
                     }
                     let existing: Option<i64> = sqlx::query_scalar(
-                        "SELECT a.id FROM staff_credentials c JOIN accounts a ON a.id = c.account_id \
+                        "SELECT a.id FROM staff_credentials c \
+                         JOIN accounts a ON a.id = c.account_id \
                          WHERE a.role = 'system_admin' AND c.disabled_at IS NULL LIMIT 1",
                     )
                     .fetch_optional(&mut *tx)
@@ -309,7 +322,8 @@ macro_rules! staff_store_impl {
                 audit: &AuditDraft,
             ) -> anyhow::Result<Option<Vec<String>>> {
                 let now = to_db(audit.occurred_at);
-                let mut sql = sqlx::QueryBuilder::<$db>::new("UPDATE staff_credentials SET updated_at = ");
+                let mut sql =
+                    sqlx::QueryBuilder::<$db>::new("UPDATE staff_credentials SET updated_at = ");
                 sql.push_bind(now);
                 push_change(&mut sql, change, now);
                 sql.push(" WHERE account_id = ").push_bind(id.0);
@@ -411,7 +425,8 @@ macro_rules! staff_store_impl {
                 audit: &AuditDraft,
             ) -> anyhow::Result<Option<Account>> {
                 let mut tx = begin_write(&self.pool).await.context("Failed to begin")?;
-                let Some(updated) = update_staff_in(&mut tx, account, audit.occurred_at).await? else {
+                let updated = update_staff_in(&mut tx, account, audit.occurred_at).await?;
+                let Some(updated) = updated else {
                     tx.rollback().await.context("Failed to roll back")?;
                     return Ok(None);
                 };
@@ -503,8 +518,8 @@ macro_rules! staff_store_impl {
                 before: chrono::DateTime<chrono::Utc>,
                 audit: &AuditDraft,
             ) -> anyhow::Result<u64> {
-                let mut sql = sqlx::QueryBuilder::<$db>::new("DELETE FROM audit_records WHERE occurred_at < ");
-                sql.push_bind(to_db(before));
+                let mut sql = sqlx::QueryBuilder::<$db>::new("DELETE FROM audit_records");
+                sql.push(" WHERE occurred_at < ").push_bind(to_db(before));
                 sql.push(audit_floor_condition());
 
                 let mut tx = begin_write(&self.pool).await.context("Failed to begin")?;
