@@ -11,6 +11,8 @@ const PROTOS: &[&str] = &[
     "huying/v1/citizen.proto",
     "huying/v1/case.proto",
     "huying/v1/directory.proto",
+    "huying/v1/staff.proto",
+    "huying/v1/audit.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

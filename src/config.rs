@@ -49,6 +49,10 @@ pub struct Config {
     pub supervision: crate::service::supervision::SupervisionPolicy,
     pub duplicates: crate::domain::duplicate::DuplicatePolicy,
     pub streams: crate::service::streams::StreamPolicy,
+    /// When repeated failed staff sign-ins lock an account, and for how long.
+    pub lockout: crate::domain::staff::LockoutPolicy,
+    /// How long audit records are kept: at least six months.
+    pub audit_retention: chrono::Duration,
     pub log_format: LogFormat,
 }
 
@@ -118,6 +122,17 @@ impl Config {
             let metres: f64 = metres.parse().context("HUYING_DUPLICATE_RADIUS_M")?;
             config.duplicates.radius_km = metres / 1000.0;
         }
+        if let Some(n) = var("HUYING_LOCKOUT_FAILURES") {
+            config.lockout.max_failures = n.parse().context("HUYING_LOCKOUT_FAILURES")?;
+        }
+        if let Some(minutes) = var("HUYING_LOCKOUT_MINUTES") {
+            let minutes: u32 = minutes.parse().context("HUYING_LOCKOUT_MINUTES")?;
+            config.lockout.lock_for = chrono::Duration::minutes(i64::from(minutes));
+        }
+        if let Some(days) = var("HUYING_AUDIT_RETENTION_DAYS") {
+            let days: u32 = days.parse().context("HUYING_AUDIT_RETENTION_DAYS")?;
+            config.audit_retention = chrono::Duration::days(i64::from(days));
+        }
         if var("HUYING_LOG_FORMAT").as_deref() == Some("json") {
             config.log_format = LogFormat::Json;
         }
@@ -150,6 +165,8 @@ impl Config {
             supervision: Default::default(),
             duplicates: Default::default(),
             streams: Default::default(),
+            lockout: Default::default(),
+            audit_retention: chrono::Duration::days(365),
             log_format: LogFormat::Text,
         }
     }
@@ -164,6 +181,15 @@ impl Config {
         }
         if self.filing_quota.burst == 0 || self.filing_quota.period.is_zero() {
             bail!("the filing quota needs a burst and a period above zero");
+        }
+        if self.lockout.max_failures == 0 || self.lockout.lock_for <= chrono::Duration::zero() {
+            bail!("the staff lock-out needs a failure count and a lock time above zero");
+        }
+        if self.audit_retention < crate::domain::audit::retention_floor() {
+            bail!(
+                "HUYING_AUDIT_RETENTION_DAYS must be at least {} (six months)",
+                crate::domain::audit::RETENTION_FLOOR_DAYS
+            );
         }
         Ok(())
     }
@@ -230,6 +256,18 @@ mod tests {
             parse_data_keys(&format!("1:{},2:{}", "00".repeat(32), "ff".repeat(32))).unwrap();
         assert_eq!(keys.iter().map(|k| k.0).collect::<Vec<_>>(), [1, 2]);
         assert!(parse_data_keys("1:abc").is_err());
+    }
+
+    #[test]
+    fn audit_retention_under_six_months_is_refused() {
+        let mut config = Config::embedded_defaults(
+            "sqlite://huying-data/huying.db".to_owned(),
+            Keys::derived_from(b"k"),
+        );
+        config.audit_retention = chrono::Duration::days(182);
+        assert!(config.check().is_err());
+        config.audit_retention = chrono::Duration::days(183);
+        assert!(config.check().is_ok());
     }
 
     #[test]

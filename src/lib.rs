@@ -5,6 +5,7 @@
 //! `security`. `startup` wires them together.
 
 pub mod api;
+pub mod bootstrap;
 pub mod bus;
 pub mod cli;
 pub mod clock;

@@ -1,5 +1,7 @@
 //! `huying`: runs the server. With no configuration it serves the embedded
-//! default (SQLite under ./huying-data) on 127.0.0.1:50051.
+//! default (SQLite under ./huying-data) on 127.0.0.1:50051. `huying admin …`
+//! is the staff client; `huying bootstrap-admin …` creates the first
+//! system administrator.
 
 use std::sync::Arc;
 
@@ -17,6 +19,14 @@ async fn main() -> anyhow::Result<()> {
     if args.first().map(String::as_str) == Some("admin") {
         args.remove(0);
         if let Err(error) = huying::cli::run(args).await {
+            eprintln!("error: {error:#}");
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
+    if args.first().map(String::as_str) == Some("bootstrap-admin") {
+        args.remove(0);
+        if let Err(error) = huying::bootstrap::run(args).await {
             eprintln!("error: {error:#}");
             std::process::exit(1);
         }

@@ -19,20 +19,23 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::api::access::AccessLayer;
 use crate::api::logging::RpcLogLayer;
-use crate::api::{AuthApi, CaseApi, CitizenApi, DirectoryApi};
+use crate::api::{AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, StaffAccountApi};
 use crate::bus::{EventBus, LocalBus, RedisBus};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::category::CategoryStandard;
 use crate::limiter::{MemoryLimiter, RateLimiter, RedisLimiter};
 use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::proto::v1::audit_service_server::AuditServiceServer;
 use crate::proto::v1::auth_service_server::AuthServiceServer;
 use crate::proto::v1::case_service_server::CaseServiceServer;
 use crate::proto::v1::citizen_service_server::CitizenServiceServer;
 use crate::proto::v1::directory_service_server::DirectoryServiceServer;
-use crate::security::{PhoneCipher, TokenSigner};
+use crate::proto::v1::staff_account_service_server::StaffAccountServiceServer;
+use crate::security::{PhoneCipher, SecretCipher, TokenSigner};
 use crate::service::Services;
 use crate::service::reference::Reference;
+use crate::service::staff_accounts::StaffSecurity;
 use crate::store::{self, Store};
 
 /// The services whose health is reported, besides the server as a whole ("").
@@ -42,6 +45,8 @@ const HEALTH_NAMES: &[&str] = &[
     "huying.v1.CitizenService",
     "huying.v1.CaseService",
     "huying.v1.DirectoryService",
+    "huying.v1.StaffAccountService",
+    "huying.v1.AuditService",
 ];
 
 /// A running server.
@@ -104,6 +109,12 @@ impl Application {
             .add_service(DirectoryServiceServer::new(DirectoryApi::new(Arc::clone(
                 &services,
             ))))
+            .add_service(StaffAccountServiceServer::new(StaffAccountApi::new(
+                Arc::clone(&services),
+            )))
+            .add_service(AuditServiceServer::new(AuditApi::new(Arc::clone(
+                &services,
+            ))))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = shutdown_signal.await;
             });
@@ -147,6 +158,11 @@ impl Application {
         now: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<crate::service::supervision::TickReport> {
         self.services.supervise(now).await
+    }
+
+    /// Purges audit records past retention now (the loop's daily step).
+    pub async fn purge_audit_log(&self) -> Result<u64, crate::domain::DomainError> {
+        self.services.purge_audit_log().await
     }
 
     /// Checks the database now and updates the health service; returns
@@ -220,6 +236,11 @@ async fn build_services(
         supervision: config.supervision.clone(),
         duplicates: config.duplicates,
         streams: config.streams,
+        staff_security: StaffSecurity {
+            lockout: config.lockout,
+            audit_retention: config.audit_retention,
+            secrets: SecretCipher::new(&config.keys.data_keys)?,
+        },
     };
     services.load_reference().await?;
     Ok(services)
@@ -280,10 +301,14 @@ async fn supervise_forever(services: Arc<Services>, every: Duration) {
     let mut warned_on = None;
     loop {
         ticks.tick().await;
-        // Once a day is enough to remind operators of the calendar's end.
+        // Once a day is enough to remind operators of the calendar's end and
+        // to purge audit records past their retention.
         let today = crate::domain::time::local_date(services.clock.now());
         if warned_on != Some(today) {
             services.warn_if_calendar_runs_out();
+            if let Err(error) = services.purge_audit_log().await {
+                tracing::error!(error = %format!("{error:#}"), "audit log purge failed");
+            }
             warned_on = Some(today);
         }
         let refreshed = services.load_reference().await;

@@ -30,6 +30,8 @@ pub enum Scope {
     OwnComplaints,
     /// Staff: cases of their own unit; district-level roles: all cases.
     UnitCases,
+    /// Only the caller's own account (password, second factor).
+    OwnAccount,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +56,7 @@ const HANDLING: &[Role] = &[Handler, UnitSupervisor];
 const SUPERVISORS: &[Role] = &[UnitSupervisor, DistrictSupervisor];
 const FOLLOW_UP: &[Role] = &[Dispatcher, DistrictSupervisor];
 const SYSTEM_ADMIN: &[Role] = &[SystemAdmin];
+const AUDIT_ADMIN: &[Role] = &[AuditAdmin];
 /// Every staff role reads the directory and calendar.
 const STAFF: &[Role] = &[
     Dispatcher,
@@ -221,6 +224,11 @@ pub const RULES: &[Rule] = &[
         Scope::UnitCases,
     ),
     rule(
+        "/huying.v1.CaseService/RevealReporterContact",
+        Audience::Roles(SUPERVISORS),
+        Scope::UnitCases,
+    ),
+    rule(
         "/huying.v1.DirectoryService/ListUnits",
         Audience::Roles(STAFF),
         Scope::Anything,
@@ -248,6 +256,56 @@ pub const RULES: &[Rule] = &[
     rule(
         "/huying.v1.DirectoryService/LoadCalendarYear",
         Audience::Roles(SYSTEM_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.StaffAccountService/CreateStaffAccount",
+        Audience::Roles(SYSTEM_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.StaffAccountService/ResetPassword",
+        Audience::Roles(SYSTEM_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.StaffAccountService/UnlockAccount",
+        Audience::Roles(SYSTEM_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.StaffAccountService/DisableAccount",
+        Audience::Roles(SYSTEM_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.StaffAccountService/EnableAccount",
+        Audience::Roles(SYSTEM_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.StaffAccountService/ListStaffAccounts",
+        Audience::Roles(SYSTEM_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.StaffAccountService/ChangePassword",
+        Audience::Roles(STAFF),
+        Scope::OwnAccount,
+    ),
+    rule(
+        "/huying.v1.StaffAccountService/EnrollTotp",
+        Audience::Roles(STAFF),
+        Scope::OwnAccount,
+    ),
+    rule(
+        "/huying.v1.StaffAccountService/ConfirmTotp",
+        Audience::Roles(STAFF),
+        Scope::OwnAccount,
+    ),
+    rule(
+        "/huying.v1.AuditService/ListAuditRecords",
+        Audience::Roles(AUDIT_ADMIN),
         Scope::Anything,
     ),
 ];

@@ -4,10 +4,12 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use crate::domain::DomainError;
+use crate::domain::staff::Password;
 use crate::proto::v1 as pb;
 use crate::proto::v1::auth_service_server::AuthService;
 use crate::service::Services;
 use crate::service::auth::{DevSignIn, SignedIn};
+use crate::service::staff_sign_in::StaffSignIn;
 
 pub struct AuthApi {
     services: Arc<Services>,
@@ -49,19 +51,29 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::SignInRequest>,
     ) -> Result<Response<pb::SignInResponse>, Status> {
-        let Some(pb::sign_in_request::Credential::Dev(dev)) = request.into_inner().credential
-        else {
-            return Err(DomainError::invalid("credential", "must be set").into());
+        use pb::sign_in_request::Credential;
+        let signed_in = match request.into_inner().credential {
+            Some(Credential::Dev(dev)) => {
+                self.services
+                    .sign_in_dev(DevSignIn {
+                        subject: dev.subject,
+                        role: convert::role_from_proto(dev.role),
+                        unit_id: dev.unit_id,
+                        display_name: dev.display_name,
+                    })
+                    .await?
+            }
+            Some(Credential::Staff(staff)) => {
+                self.services
+                    .sign_in_staff(StaffSignIn {
+                        username: staff.username,
+                        password: Password::presented(staff.password),
+                        totp_code: staff.totp_code,
+                    })
+                    .await?
+            }
+            None => return Err(DomainError::invalid("credential", "must be set").into()),
         };
-        let signed_in = self
-            .services
-            .sign_in_dev(DevSignIn {
-                subject: dev.subject,
-                role: convert::role_from_proto(dev.role),
-                unit_id: dev.unit_id,
-                display_name: dev.display_name,
-            })
-            .await?;
         Ok(Response::new(response(signed_in)))
     }
 

@@ -269,6 +269,22 @@ impl CaseService for CaseApi {
         .await
     }
 
+    async fn reveal_reporter_contact(
+        &self,
+        request: Request<pb::RevealReporterContactRequest>,
+    ) -> Result<Response<pb::RevealReporterContactResponse>, Status> {
+        let staff = caller(&request)?;
+        let request = request.into_inner();
+        let id = ComplaintId::parse(&request.complaint_id)?;
+        let phone = self
+            .services
+            .reveal_reporter_contact(&staff, id, &request.reason)
+            .await?;
+        Ok(Response::new(pb::RevealReporterContactResponse {
+            contact_phone: phone.expose().to_owned(),
+        }))
+    }
+
     async fn hand_over_case(&self, request: Request<pb::HandOverCaseRequest>) -> CaseResult {
         self.act(request, |r| {
             Ok(StaffAction::HandOver {

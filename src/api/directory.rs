@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{caller, convert};
 use crate::domain::time::local_date;
 use crate::proto::v1 as pb;
 use crate::proto::v1::directory_service_server::DirectoryService;
@@ -67,10 +67,11 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::SaveUnitRequest>,
     ) -> Result<Response<pb::Unit>, Status> {
+        let actor = caller(&request)?;
         let unit = request.into_inner().unit.unwrap_or_default();
         let saved = self
             .services
-            .save_unit(convert::unit_from_proto(unit)?)
+            .save_unit(&actor, convert::unit_from_proto(unit)?)
             .await?;
         Ok(Response::new(convert::unit(&saved)))
     }
@@ -96,6 +97,7 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::SaveStaffMemberRequest>,
     ) -> Result<Response<pb::StaffMember>, Status> {
+        let actor = caller(&request)?;
         let request = request.into_inner();
         let id = request
             .account_id
@@ -110,7 +112,7 @@ impl DirectoryService for DirectoryApi {
             unit_id: Some(request.unit_id),
             display_name: request.display_name,
         };
-        let saved = self.services.save_staff_member(account).await?;
+        let saved = self.services.save_staff_member(&actor, account).await?;
         Ok(Response::new(staff_member(&saved)))
     }
 
@@ -125,9 +127,15 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::LoadCalendarYearRequest>,
     ) -> Result<Response<pb::Calendar>, Status> {
+        let actor = caller(&request)?;
         let request = request.into_inner();
         self.services
-            .load_calendar_year(request.year, &request.off_days, &request.working_days)
+            .load_calendar_year(
+                &actor,
+                request.year,
+                &request.off_days,
+                &request.working_days,
+            )
             .await?;
         Ok(Response::new(self.calendar()))
     }

@@ -3,6 +3,7 @@
 //! applied to every RPC in `startup`.
 
 pub mod access;
+mod audit;
 mod auth;
 mod case;
 mod citizen;
@@ -10,13 +11,16 @@ pub mod codec;
 mod convert;
 mod directory;
 pub mod logging;
+mod staff;
 mod status;
 pub mod web;
 
+pub use audit::AuditApi;
 pub use auth::AuthApi;
 pub use case::CaseApi;
 pub use citizen::CitizenApi;
 pub use directory::DirectoryApi;
+pub use staff::StaffAccountApi;
 
 use tonic::{Request, Status};
 

@@ -3,6 +3,7 @@
 //! rules are plain functions over them.
 
 pub mod account;
+pub mod audit;
 pub mod calendar;
 pub mod case;
 pub mod category;
@@ -12,6 +13,7 @@ pub mod duplicate;
 pub mod error;
 pub mod geo;
 pub mod phone;
+pub mod staff;
 pub mod time;
 
 pub use error::{DomainError, FieldViolation};

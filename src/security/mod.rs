@@ -1,10 +1,14 @@
-//! Secrets: signed session tokens, refresh tokens and the encryption of
-//! personal data at rest.
+//! Secrets: signed session tokens, refresh tokens, the encryption of
+//! personal data and sign-in secrets at rest, staff passwords and TOTP.
 
 pub mod cipher;
 pub mod keys;
+pub mod password;
+pub mod sealed;
 pub mod token;
+pub mod totp;
 
 pub use cipher::PhoneCipher;
 pub use keys::Keys;
+pub use sealed::SecretCipher;
 pub use token::{TokenError, TokenSigner};

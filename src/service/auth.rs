@@ -119,7 +119,7 @@ impl Services {
             })
     }
 
-    fn signed_in(
+    pub(super) fn signed_in(
         &self,
         account: Account,
         family_id: String,

@@ -2,11 +2,15 @@
 //! can do. They combine the domain rules with the adapters (store, bus,
 //! limiter, clock) and know nothing of gRPC.
 
+pub mod audit;
 pub mod auth;
 pub mod cases;
 pub mod complaints;
+pub mod contact;
 pub mod queue_watch;
 pub mod reference;
+pub mod staff_accounts;
+pub mod staff_sign_in;
 pub mod streams;
 pub mod supervision;
 
@@ -39,6 +43,8 @@ pub struct Services {
     /// When a new complaint is flagged as repeating an open one.
     pub duplicates: crate::domain::duplicate::DuplicatePolicy,
     pub streams: streams::StreamPolicy,
+    /// Staff lock-out, audit retention and second-factor secrets.
+    pub staff_security: staff_accounts::StaffSecurity,
     /// Turns true when the server is stopping, so that long-lived streams
     /// end and graceful shutdown does not wait for clients to hang up.
     pub stopping: tokio::sync::watch::Receiver<bool>,

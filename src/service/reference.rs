@@ -8,7 +8,8 @@ use anyhow::Context;
 use chrono::{Datelike, NaiveDate};
 
 use super::Services;
-use crate::domain::account::Account;
+use crate::domain::account::{Account, Principal};
+use crate::domain::audit::{AuditAction, AuditDraft, account_target};
 use crate::domain::calendar::{DayKind, WorkCalendar};
 use crate::domain::complaint::ComplaintStatus;
 use crate::domain::directory::{Directory, Unit, UnitKind};
@@ -93,7 +94,7 @@ impl Services {
     }
 
     /// Adds or changes a unit, keeping the directory one valid tree.
-    pub async fn save_unit(&self, unit: Unit) -> Result<Unit, DomainError> {
+    pub async fn save_unit(&self, actor: &Principal, unit: Unit) -> Result<Unit, DomainError> {
         if matches!(unit.kind, UnitKind::Centre | UnitKind::Fallback)
             && self
                 .reference()
@@ -112,15 +113,28 @@ impl Services {
         Directory::from_units(units)
             .map_err(|error| DomainError::invalid("unit", format!("{error:#}")))?;
 
-        self.store
-            .save_units(std::slice::from_ref(&unit), self.clock.now())
-            .await?;
+        let audit = AuditDraft::by(
+            actor,
+            AuditAction::UnitSaved,
+            format!("unit:{}", unit.id),
+            self.clock.now(),
+        )
+        .detail(format!(
+            "kind {}, parent {}",
+            unit.kind.as_str(),
+            unit.parent_id.as_deref().unwrap_or("-")
+        ));
+        self.store.save_unit_audited(&unit, &audit).await?;
         self.load_reference().await?;
         Ok(unit)
     }
 
     /// Moves a staff member to another unit or role.
-    pub async fn save_staff_member(&self, account: Account) -> Result<Account, DomainError> {
+    pub async fn save_staff_member(
+        &self,
+        actor: &Principal,
+        account: Account,
+    ) -> Result<Account, DomainError> {
         if !account.role.is_staff() {
             return Err(DomainError::invalid("role", "must be a staff role"));
         }
@@ -128,7 +142,14 @@ impl Services {
         if self.reference().directory.get(unit).is_none() {
             return Err(DomainError::invalid("unit_id", "no unit has this id"));
         }
-        let saved = self.store.update_staff(&account, self.clock.now()).await?;
+        let audit = AuditDraft::by(
+            actor,
+            AuditAction::StaffMoved,
+            account_target(account.id),
+            self.clock.now(),
+        )
+        .detail(format!("role {}, unit {unit}", account.role.as_str()));
+        let saved = self.store.update_staff_audited(&account, &audit).await?;
         saved.ok_or(DomainError::NotFound("staff member"))
     }
 
@@ -136,6 +157,7 @@ impl Services {
     /// deadlines of open cases with it.
     pub async fn load_calendar_year(
         &self,
+        actor: &Principal,
         year: i32,
         off_days: &[String],
         working_days: &[String],
@@ -154,8 +176,19 @@ impl Services {
             .load_year(year, exceptions.clone())
             .map_err(|error| DomainError::invalid("year", format!("{error:#}")))?;
 
+        let audit = AuditDraft::by(
+            actor,
+            AuditAction::CalendarLoaded,
+            format!("calendar:{year}"),
+            self.clock.now(),
+        )
+        .detail(format!(
+            "{} off days, {} working days",
+            off_days.len(),
+            working_days.len()
+        ));
         self.store
-            .save_calendar_year(year, &exceptions, self.clock.now())
+            .save_calendar_year_audited(year, &exceptions, &audit)
             .await?;
         self.load_reference().await?;
         self.recompute_provisional_deadlines().await?;

@@ -26,6 +26,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0003_citizen_feed.sql"),
         include_str!("../../migrations/sqlite/0003_citizen_feed.sql"),
     ),
+    (
+        5,
+        "staff accounts and audit log",
+        include_str!("../../migrations/postgres/0005_staff_accounts_audit.sql"),
+        include_str!("../../migrations/sqlite/0005_staff_accounts_audit.sql"),
+    ),
 ];
 
 pub fn migrator(engine: Engine) -> Migrator {

@@ -7,7 +7,9 @@ mod migrations;
 pub mod postgres;
 mod sql;
 mod sql_cases;
+mod sql_staff;
 pub mod sqlite;
+pub mod staff;
 
 use std::sync::Arc;
 
@@ -210,7 +212,7 @@ pub trait CaseStore: Send + Sync + 'static {
 }
 
 #[async_trait]
-pub trait Store: CaseStore + Send + Sync + 'static {
+pub trait Store: CaseStore + staff::StaffStore + Send + Sync + 'static {
     fn engine(&self) -> Engine;
 
     /// Fails when the database cannot be reached.

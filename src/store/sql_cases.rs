@@ -32,6 +32,94 @@ macro_rules! case_store_impl {
             })
         }
 
+        /// Inserts or updates units inside a caller's transaction.
+        async fn save_units_in(
+            tx: &mut Tx,
+            units: &[Unit],
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> anyhow::Result<()> {
+            for unit in units {
+                sqlx::query(
+                    "INSERT INTO units (id, kind, name_zh, name_en, parent_id, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, \
+                       name_zh = excluded.name_zh, name_en = excluded.name_en, \
+                       parent_id = excluded.parent_id, updated_at = excluded.updated_at",
+                )
+                .bind(&unit.id)
+                .bind(unit.kind.as_str())
+                .bind(&unit.name_zh)
+                .bind(&unit.name_en)
+                .bind(&unit.parent_id)
+                .bind(to_db(now))
+                .execute(&mut **tx)
+                .await
+                .with_context(|| format!("Failed to save unit {}", unit.id))?;
+            }
+            Ok(())
+        }
+
+        /// Replaces one year's notice inside a caller's transaction.
+        async fn save_calendar_year_in(
+            tx: &mut Tx,
+            year: i32,
+            exceptions: &[(chrono::NaiveDate, DayKind)],
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> anyhow::Result<()> {
+            let first = chrono::NaiveDate::from_ymd_opt(year, 1, 1).context("bad year")?;
+            let last = chrono::NaiveDate::from_ymd_opt(year, 12, 31).context("bad year")?;
+            sqlx::query("DELETE FROM calendar_exceptions WHERE day >= $1 AND day <= $2")
+                .bind(first)
+                .bind(last)
+                .execute(&mut **tx)
+                .await
+                .context("Failed to clear a calendar year")?;
+            for (day, kind) in exceptions {
+                let kind = match kind {
+                    DayKind::Off => "off",
+                    DayKind::Work => "work",
+                };
+                sqlx::query("INSERT INTO calendar_exceptions (day, kind) VALUES ($1, $2)")
+                    .bind(*day)
+                    .bind(kind)
+                    .execute(&mut **tx)
+                    .await
+                    .context("Failed to store a calendar day")?;
+            }
+            sqlx::query(
+                "INSERT INTO calendar_years (year, loaded_at) VALUES ($1, $2) \
+                 ON CONFLICT (year) DO UPDATE SET loaded_at = excluded.loaded_at",
+            )
+            .bind(year)
+            .bind(to_db(now))
+            .execute(&mut **tx)
+            .await
+            .context("Failed to record a calendar year")?;
+            Ok(())
+        }
+
+        /// Changes a staff account inside a caller's transaction.
+        async fn update_staff_in(
+            tx: &mut Tx,
+            account: &Account,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> anyhow::Result<Option<Account>> {
+            let row = sqlx::query(
+                "UPDATE accounts SET role = $2, unit_id = $3, display_name = $4, updated_at = $5 \
+                 WHERE id = $1 AND role <> 'citizen' \
+                 RETURNING id, role, unit_id, display_name",
+            )
+            .bind(account.id.0)
+            .bind(account.role.as_str())
+            .bind(&account.unit_id)
+            .bind(&account.display_name)
+            .bind(to_db(now))
+            .fetch_optional(&mut **tx)
+            .await
+            .context("Failed to update a staff account")?;
+            row.as_ref().map(account_from_row).transpose()
+        }
+
         #[async_trait::async_trait]
         impl CaseStore for $store {
             async fn case(&self, id: ComplaintId) -> anyhow::Result<Option<Case>> {
@@ -283,24 +371,7 @@ macro_rules! case_store_impl {
 
             async fn save_units(&self, units: &[Unit], now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<()> {
                 let mut tx = begin_write(&self.pool).await.context("Failed to begin")?;
-                for unit in units {
-                    sqlx::query(
-                        "INSERT INTO units (id, kind, name_zh, name_en, parent_id, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6) \
-                         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, \
-                           name_zh = excluded.name_zh, name_en = excluded.name_en, \
-                           parent_id = excluded.parent_id, updated_at = excluded.updated_at",
-                    )
-                    .bind(&unit.id)
-                    .bind(unit.kind.as_str())
-                    .bind(&unit.name_zh)
-                    .bind(&unit.name_en)
-                    .bind(&unit.parent_id)
-                    .bind(to_db(now))
-                    .execute(&mut *tx)
-                    .await
-                    .with_context(|| format!("Failed to save unit {}", unit.id))?;
-                }
+                save_units_in(&mut tx, units, now).await?;
                 tx.commit().await.context("Failed to commit units")?;
                 Ok(())
             }
@@ -333,36 +404,8 @@ macro_rules! case_store_impl {
                 exceptions: &[(chrono::NaiveDate, DayKind)],
                 now: chrono::DateTime<chrono::Utc>,
             ) -> anyhow::Result<()> {
-                let first = chrono::NaiveDate::from_ymd_opt(year, 1, 1).context("bad year")?;
-                let last = chrono::NaiveDate::from_ymd_opt(year, 12, 31).context("bad year")?;
                 let mut tx = begin_write(&self.pool).await.context("Failed to begin")?;
-                sqlx::query("DELETE FROM calendar_exceptions WHERE day >= $1 AND day <= $2")
-                    .bind(first)
-                    .bind(last)
-                    .execute(&mut *tx)
-                    .await
-                    .context("Failed to clear a calendar year")?;
-                for (day, kind) in exceptions {
-                    let kind = match kind {
-                        DayKind::Off => "off",
-                        DayKind::Work => "work",
-                    };
-                    sqlx::query("INSERT INTO calendar_exceptions (day, kind) VALUES ($1, $2)")
-                        .bind(*day)
-                        .bind(kind)
-                        .execute(&mut *tx)
-                        .await
-                        .context("Failed to store a calendar day")?;
-                }
-                sqlx::query(
-                    "INSERT INTO calendar_years (year, loaded_at) VALUES ($1, $2) \
-                     ON CONFLICT (year) DO UPDATE SET loaded_at = excluded.loaded_at",
-                )
-                .bind(year)
-                .bind(to_db(now))
-                .execute(&mut *tx)
-                .await
-                .context("Failed to record a calendar year")?;
+                save_calendar_year_in(&mut tx, year, exceptions, now).await?;
                 tx.commit().await.context("Failed to commit a calendar year")?;
                 Ok(())
             }
@@ -390,20 +433,10 @@ macro_rules! case_store_impl {
                 account: &Account,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> anyhow::Result<Option<Account>> {
-                let row = sqlx::query(
-                    "UPDATE accounts SET role = $2, unit_id = $3, display_name = $4, updated_at = $5 \
-                     WHERE id = $1 AND role <> 'citizen' \
-                     RETURNING id, role, unit_id, display_name",
-                )
-                .bind(account.id.0)
-                .bind(account.role.as_str())
-                .bind(&account.unit_id)
-                .bind(&account.display_name)
-                .bind(to_db(now))
-                .fetch_optional(&self.pool)
-                .await
-                .context("Failed to update a staff account")?;
-                row.as_ref().map(account_from_row).transpose()
+                let mut tx = begin_write(&self.pool).await.context("Failed to begin")?;
+                let updated = update_staff_in(&mut tx, account, now).await?;
+                tx.commit().await.context("Failed to commit a staff change")?;
+                Ok(updated)
             }
 
             async fn staff_accounts(&self, unit_id: Option<&str>) -> anyhow::Result<Vec<Account>> {

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod access;
+mod audit;
 mod cases;
 mod categories;
 mod filing;
@@ -18,6 +19,7 @@ mod rating;
 mod reflection;
 mod replicas;
 mod sessions;
+mod staff_accounts;
 mod supervision;
 mod validation;
 mod watch;
