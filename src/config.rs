@@ -4,6 +4,8 @@
 //! sign-in enabled. Production sets `HUYING_DATABASE_URL=postgres://…` and
 //! `HUYING_REDIS_URL=redis://…`, and passes its keys explicitly.
 
+mod citizen;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+pub use self::citizen::{CitizenSignInConfig, SmsLimits};
 use crate::domain::geo::{GeoPoint, ServiceArea};
 use crate::limiter::Quota;
 use crate::security::Keys;
@@ -49,6 +52,10 @@ pub struct Config {
     pub supervision: crate::service::supervision::SupervisionPolicy,
     pub streams: crate::service::streams::StreamPolicy,
     pub log_format: LogFormat,
+    pub citizen_sign_in: CitizenSignInConfig,
+    /// How often each replica reads sessions revoked elsewhere, in case it
+    /// missed the bus's message; `None` reads only at start (tests drive it).
+    pub revocation_sync_interval: Option<Duration>,
 }
 
 impl Config {
@@ -112,6 +119,12 @@ impl Config {
         if var("HUYING_LOG_FORMAT").as_deref() == Some("json") {
             config.log_format = LogFormat::Json;
         }
+        config.citizen_sign_in = CitizenSignInConfig::from_env(&var, embedded)?;
+        if let Some(secs) = var("HUYING_REVOCATION_SYNC_SECS") {
+            config.revocation_sync_interval = Some(Duration::from_secs(
+                secs.parse().context("HUYING_REVOCATION_SYNC_SECS")?,
+            ));
+        }
 
         config.check()?;
         Ok(config)
@@ -141,6 +154,8 @@ impl Config {
             supervision: Default::default(),
             streams: Default::default(),
             log_format: LogFormat::Text,
+            citizen_sign_in: CitizenSignInConfig::embedded(),
+            revocation_sync_interval: Some(Duration::from_secs(5)),
         }
     }
 
@@ -154,6 +169,17 @@ impl Config {
         }
         if self.filing_quota.burst == 0 || self.filing_quota.period.is_zero() {
             bail!("the filing quota needs a burst and a period above zero");
+        }
+        // Replicas remember revoked sessions for a day (see `bus`): an
+        // access token must not outlive that memory.
+        if self.access_token_ttl >= chrono::Duration::hours(24) {
+            bail!("access tokens must expire within a day");
+        }
+        if self
+            .revocation_sync_interval
+            .is_some_and(|every| every.is_zero())
+        {
+            bail!("HUYING_REVOCATION_SYNC_SECS must be above zero");
         }
         Ok(())
     }

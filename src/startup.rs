@@ -32,7 +32,9 @@ use crate::proto::v1::citizen_service_server::CitizenServiceServer;
 use crate::proto::v1::directory_service_server::DirectoryServiceServer;
 use crate::security::{PhoneCipher, TokenSigner};
 use crate::service::Services;
+use crate::service::identity::CitizenSignIn;
 use crate::service::reference::Reference;
+use crate::service::revocations::learn_revocations_forever;
 use crate::store::{self, Store};
 
 /// The services whose health is reported, besides the server as a whole ("").
@@ -54,6 +56,7 @@ pub struct Application {
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     prober: JoinHandle<()>,
     supervisor: Option<JoinHandle<()>>,
+    revocation_reader: Option<JoinHandle<()>>,
 }
 
 impl Application {
@@ -61,6 +64,11 @@ impl Application {
     pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
         let (stopping, stopping_signal) = watch::channel(false);
         let services = Arc::new(build_services(&config, clock, stopping_signal).await?);
+        // Sessions revoked before this replica started are refused too.
+        services
+            .learn_revocations(services.revocations_worth_knowing())
+            .await
+            .context("Failed to read recent revocations")?;
 
         let listener = TcpListener::bind(config.listen)
             .await
@@ -118,6 +126,9 @@ impl Application {
         let supervisor = config
             .supervision_interval
             .map(|every| tokio::spawn(supervise_forever(Arc::clone(&services), every)));
+        let revocation_reader = config
+            .revocation_sync_interval
+            .map(|every| tokio::spawn(learn_revocations_forever(Arc::clone(&services), every)));
 
         tracing::info!(%address, engine = ?services.store.engine(), "serving gRPC and gRPC-Web");
         Ok(Application {
@@ -129,6 +140,7 @@ impl Application {
             server,
             prober,
             supervisor,
+            revocation_reader,
         })
     }
 
@@ -149,6 +161,14 @@ impl Application {
         self.services.supervise(now).await
     }
 
+    /// Reads the sessions revoked while their access tokens may still be
+    /// valid, as the background reader does every few seconds (for tests
+    /// that drive it themselves); returns how many.
+    pub async fn learn_revocations(&self) -> anyhow::Result<usize> {
+        let since = self.services.revocations_worth_knowing();
+        self.services.learn_revocations(since).await
+    }
+
     /// Checks the database now and updates the health service; returns
     /// whether it is reachable.
     pub async fn probe_health(&self) -> bool {
@@ -162,6 +182,9 @@ impl Application {
         self.prober.abort();
         if let Some(supervisor) = &self.supervisor {
             supervisor.abort();
+        }
+        if let Some(reader) = &self.revocation_reader {
+            reader.abort();
         }
         result
             .context("The server task panicked")?
@@ -219,6 +242,7 @@ async fn build_services(
         reference: std::sync::RwLock::new(Arc::new(Reference::bundled())),
         supervision: config.supervision.clone(),
         streams: config.streams,
+        citizen_sign_in: CitizenSignIn::new(&config.citizen_sign_in, &config.keys.token_secret)?,
     };
     services.load_reference().await?;
     Ok(services)

@@ -6,6 +6,7 @@ pub mod account;
 pub mod calendar;
 pub mod case;
 pub mod category;
+pub mod citizen;
 pub mod complaint;
 pub mod directory;
 pub mod error;

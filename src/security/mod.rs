@@ -3,8 +3,11 @@
 
 pub mod cipher;
 pub mod keys;
+pub mod otp;
+pub mod secret;
 pub mod token;
 
 pub use cipher::PhoneCipher;
 pub use keys::Keys;
+pub use secret::Secret;
 pub use token::{TokenError, TokenSigner};

@@ -5,8 +5,10 @@
 pub mod auth;
 pub mod cases;
 pub mod complaints;
+pub mod identity;
 pub mod queue_watch;
 pub mod reference;
+pub mod revocations;
 pub mod streams;
 pub mod supervision;
 
@@ -37,6 +39,7 @@ pub struct Services {
     pub reference: RwLock<Arc<reference::Reference>>,
     pub supervision: supervision::SupervisionPolicy,
     pub streams: streams::StreamPolicy,
+    pub citizen_sign_in: identity::CitizenSignIn,
     /// Turns true when the server is stopping, so that long-lived streams
     /// end and graceful shutdown does not wait for clients to hang up.
     pub stopping: tokio::sync::watch::Receiver<bool>,

@@ -3,10 +3,12 @@
 //! (see `sql.rs`); each engine module supplies its connection set-up, how a
 //! write transaction begins and how times are stored.
 
+pub mod identity;
 mod migrations;
 pub mod postgres;
 mod sql;
 mod sql_cases;
+mod sql_identity;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -25,6 +27,8 @@ use crate::domain::complaint::{
     NewComplaint, RequestId,
 };
 use crate::domain::directory::Unit;
+
+pub use identity::IdentityStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -201,7 +205,7 @@ pub trait CaseStore: Send + Sync + 'static {
 }
 
 #[async_trait]
-pub trait Store: CaseStore + Send + Sync + 'static {
+pub trait Store: CaseStore + IdentityStore + Send + Sync + 'static {
     fn engine(&self) -> Engine;
 
     /// Fails when the database cannot be reached.

@@ -293,6 +293,12 @@ fn schema_digest() -> String {
     hasher.update(include_str!(
         "../../migrations/postgres/0002_case_handling.sql"
     ));
+    hasher.update(include_str!(
+        "../../migrations/postgres/0003_citizen_feed.sql"
+    ));
+    hasher.update(include_str!(
+        "../../migrations/postgres/0004_citizen_identity.sql"
+    ));
     let digest = hasher.finalize();
     digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
