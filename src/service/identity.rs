@@ -235,7 +235,8 @@ impl Services {
         let Some(wechat) = &self.citizen_sign_in.wechat else {
             return Ok(None);
         };
-        self.store.wechat_openid(citizen, wechat.app_id()).await
+        let identity = self.store.wechat_identity(citizen, wechat.app_id()).await?;
+        Ok(identity.map(|identity| identity.openid))
     }
 
     async fn exchange_wechat_code(

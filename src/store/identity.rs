@@ -73,12 +73,13 @@ pub trait IdentityStore: Send + Sync + 'static {
 
     async fn citizen_by_phone(&self, phone_index: &str) -> anyhow::Result<Option<CitizenRecord>>;
 
-    /// The openid red envelopes for this citizen are paid to, in one app.
-    async fn wechat_openid(
+    /// The citizen's WeChat identity in one app: red envelopes are paid to
+    /// its openid.
+    async fn wechat_identity(
         &self,
         citizen: AccountId,
         app_id: &str,
-    ) -> anyhow::Result<Option<String>>;
+    ) -> anyhow::Result<Option<WeChatIdentity>>;
 
     /// Finds the citizen of a WeChat identity, creating the account on
     /// first sign-in; keeps a newly learnt unionid; records the notice.

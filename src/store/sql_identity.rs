@@ -201,20 +201,27 @@ macro_rules! identity_store_impl {
                 citizen_where(&self.pool, "phone_index = $1", phone_index.to_owned()).await
             }
 
-            async fn wechat_openid(
+            async fn wechat_identity(
                 &self,
                 citizen: AccountId,
                 app_id: &str,
-            ) -> anyhow::Result<Option<String>> {
-                let openid: Option<String> = sqlx::query_scalar(
-                    "SELECT openid FROM citizen_wechat WHERE account_id = $1 AND app_id = $2",
+            ) -> anyhow::Result<Option<WeChatIdentity>> {
+                let row = sqlx::query(
+                    "SELECT openid, unionid FROM citizen_wechat WHERE account_id = $1 AND app_id = $2",
                 )
                 .bind(citizen.0)
                 .bind(app_id)
                 .fetch_optional(&self.pool)
                 .await
-                .context("Failed to read a citizen's openid")?;
-                Ok(openid)
+                .context("Failed to read a citizen's WeChat identity")?;
+                row.map(|row| {
+                    Ok(WeChatIdentity {
+                        app_id: app_id.to_owned(),
+                        openid: row.try_get("openid")?,
+                        unionid: row.try_get("unionid")?,
+                    })
+                })
+                .transpose()
             }
 
             async fn sign_in_wechat(

@@ -2,6 +2,8 @@
 //! to it through generated tonic clients, on SQLite and on PostgreSQL (with
 //! Redis). All modules compile into this one test binary.
 
+mod citizen_world;
+mod fakes;
 mod helpers;
 
 mod access;
@@ -18,6 +20,7 @@ mod rating;
 mod reflection;
 mod replicas;
 mod sessions;
+mod signin_wechat;
 mod supervision;
 mod validation;
 mod watch;
