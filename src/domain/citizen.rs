@@ -133,16 +133,17 @@ pub enum NoticeDecision {
 }
 
 /// `offered` is the version the request says the citizen accepted,
-/// `recorded` the one stored with the account (if there is one).
+/// `recorded` the one stored with the account (if there is one). The first
+/// acceptance of a version is the one kept.
 pub fn privacy_notice_decision(
     current: &str,
     offered: &str,
     recorded: Option<&str>,
 ) -> NoticeDecision {
-    if offered.trim() == current {
-        NoticeDecision::AcceptNow
-    } else if recorded == Some(current) {
+    if recorded == Some(current) {
         NoticeDecision::AlreadyAccepted
+    } else if offered.trim() == current {
+        NoticeDecision::AcceptNow
     } else {
         NoticeDecision::Required
     }
@@ -244,6 +245,14 @@ mod tests {
         assert_eq!(
             privacy_notice_decision("2026-01", "", Some("2026-01")),
             AlreadyAccepted
+        );
+        assert_eq!(
+            privacy_notice_decision("2026-01", "2026-01", Some("2026-01")),
+            AlreadyAccepted
+        );
+        assert_eq!(
+            privacy_notice_decision("2026-01", "2026-01", Some("2025-06")),
+            AcceptNow
         );
         assert_eq!(
             privacy_notice_decision("2026-01", "2025-06", Some("2025-06")),
