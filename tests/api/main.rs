@@ -20,6 +20,7 @@ mod rate_limit;
 mod rating;
 mod reflection;
 mod replicas;
+mod revocation;
 mod sessions;
 mod signin_phone;
 mod signin_wechat;

@@ -278,3 +278,61 @@ async fn sms_fails_closed_while_filing_fails_open_when_redis_is_gone() {
     );
     filed.expect("filing lets citizens through without its limiter");
 }
+
+#[tokio::test]
+async fn phones_codes_and_secrets_stay_out_of_the_logs() {
+    let logs = crate::privacy::captured_logs();
+    let world = World::spawn(Engine::Sqlite).await;
+    let phone = "13955501234";
+
+    world.request_code(phone).await.unwrap();
+    let code = world.sms.last_code_for(phone);
+    world
+        .sign_in_phone(phone, &other_than(&code), NOTICE)
+        .await
+        .unwrap_err();
+    let signed_in = world.sign_in_phone(phone, &code, NOTICE).await.unwrap();
+    let wechat_code = world
+        .wechat
+        .login("o-private-openid", Some("u-private-unionid"));
+    world.sign_in_wechat(&wechat_code, NOTICE).await.unwrap();
+
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("sign-in code sent"),
+        "the capture works: {logs}"
+    );
+    assert!(
+        logs.contains("139****1234"),
+        "the masked number is logged: {logs}"
+    );
+    let sms_secret = world.sms.config().secret_key;
+    let wechat_secret = world.wechat.config().app_secret;
+    // Logs are full of digits (latencies): a code counts where it stands
+    // alone, as a logged value would.
+    assert!(
+        !contains_standalone(&logs, &code),
+        "the code reached the logs"
+    );
+    for secret in [
+        phone,
+        "55501234",
+        wechat_code.as_str(),
+        "o-private-openid",
+        "u-private-unionid",
+        sms_secret.expose(),
+        wechat_secret.expose(),
+        access_token(&signed_in).as_str(),
+    ] {
+        assert!(!logs.contains(secret), "{secret} reached the logs");
+    }
+}
+
+/// Whether `digits` occurs in `text` with no digit right before or after.
+fn contains_standalone(text: &str, digits: &str) -> bool {
+    text.match_indices(digits).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + digits.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
