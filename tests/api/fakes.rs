@@ -212,7 +212,8 @@ pub struct SentSms {
 pub struct FakeSms {
     config: TencentSmsConfig,
     state: Arc<Mutex<SmsState>>,
-    server: Arc<Server>,
+    /// Serves as long as a clone of the fake lives.
+    _server: Arc<Server>,
 }
 
 #[derive(Default)]
@@ -271,7 +272,7 @@ impl FakeSms {
         FakeSms {
             config,
             state,
-            server: Arc::new(server),
+            _server: Arc::new(server),
         }
     }
 
@@ -297,10 +298,6 @@ impl FakeSms {
             .unwrap_or_else(|| panic!("no SMS was sent to {phone}"))
             .params[0]
             .clone()
-    }
-
-    pub fn address(&self) -> SocketAddr {
-        self.server.address
     }
 }
 
