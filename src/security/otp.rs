@@ -1,4 +1,4 @@
-//! One-time SMS codes: drawn from the operating system's CSPRNG, stored
+//! One-time SMS codes: drawn from a CSPRNG the operating system seeds, stored
 //! only as a keyed hash. Six digits are a small space, so a plain hash of a
 //! leaked table would be reversed in a moment; without the key it cannot.
 
