@@ -75,6 +75,9 @@ pub struct CitizenView {
 impl Services {
     /// Signs a citizen in with a `wx.login` code, creating the account on
     /// first sign-in. `credential.phone` is unused.
+    // TODO(identity): the unionid is kept but not yet used to recognise the
+    // same person arriving through a second mini-program or official
+    // account; with one app id configured it cannot happen.
     pub async fn sign_in_wechat(
         &self,
         credential: CitizenCredential,
@@ -164,6 +167,9 @@ impl Services {
         self.open_session(account, now).await
     }
 
+    // TODO(identity): a citizen cannot change or remove a linked phone or
+    // WeChat identity, and two accounts of one person stay two; both need a
+    // staff-assisted procedure that moves complaints and red envelopes.
     /// Adds a phone to the citizen's account. The code is checked first,
     /// so that only the phone's owner learns whether another account has it.
     pub async fn link_phone(

@@ -354,6 +354,10 @@ macro_rules! identity_store_impl {
                 Ok(Some(account))
             }
 
+            // TODO(identity): a phone sign-in that creates an account while
+            // another account links the same phone loses on the unique index
+            // and answers INTERNAL; retrying the loser as a refusal would
+            // need the engines' unique-violation codes told apart.
             async fn link_phone(
                 &self,
                 citizen: AccountId,

@@ -336,3 +336,19 @@ fn contains_standalone(text: &str, digits: &str) -> bool {
         !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
     })
 }
+
+#[tokio::test]
+async fn the_embedded_server_sends_codes_through_the_development_sender() {
+    // The embedded default: no provider, codes go to the log.
+    let app = crate::helpers::TestApp::spawn(Engine::Sqlite).await;
+
+    let sent = app
+        .auth()
+        .await
+        .request_sms_code(huying::proto::v1::RequestSmsCodeRequest {
+            phone: "13900000099".to_owned(),
+        })
+        .await;
+
+    assert!(sent.is_ok(), "{sent:?}");
+}
