@@ -186,10 +186,15 @@ impl Signing<'_> {
             .format("%Y-%m-%d")
             .to_string();
         let scope = format!("{date}/{SERVICE}/tc3_request");
-        let canonical_request = format!(
-            "POST\n/\n\ncontent-type:{CONTENT_TYPE}\nhost:{}\nx-tc-action:{}\n\n{SIGNED_HEADERS}\n{}",
+        // Method, path, query (none), the signed headers (names and values
+        // lower-cased), their names, and the body's digest.
+        let canonical_headers = format!(
+            "content-type:{CONTENT_TYPE}\nhost:{}\nx-tc-action:{}\n",
             self.host,
             ACTION.to_ascii_lowercase(),
+        );
+        let canonical_request = format!(
+            "POST\n/\n\n{canonical_headers}\n{SIGNED_HEADERS}\n{}",
             hex(&Sha256::digest(payload)),
         );
         let string_to_sign = format!(
@@ -206,7 +211,8 @@ impl Signing<'_> {
         let secret_signing = hmac(&secret_service, b"tc3_request");
         let signature = hex(&hmac(&secret_signing, string_to_sign.as_bytes()));
         format!(
-            "{ALGORITHM} Credential={}/{scope}, SignedHeaders={SIGNED_HEADERS}, Signature={signature}",
+            "{ALGORITHM} Credential={}/{scope}, SignedHeaders={SIGNED_HEADERS}, \
+             Signature={signature}",
             self.secret_id
         )
     }

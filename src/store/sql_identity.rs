@@ -207,7 +207,8 @@ macro_rules! identity_store_impl {
                 app_id: &str,
             ) -> anyhow::Result<Option<WeChatIdentity>> {
                 let row = sqlx::query(
-                    "SELECT openid, unionid FROM citizen_wechat WHERE account_id = $1 AND app_id = $2",
+                    "SELECT openid, unionid FROM citizen_wechat \
+                     WHERE account_id = $1 AND app_id = $2",
                 )
                 .bind(citizen.0)
                 .bind(app_id)
@@ -284,14 +285,18 @@ macro_rules! identity_store_impl {
                 Ok(())
             }
 
-            async fn check_sms_code(&self, presented: &PresentedCode) -> anyhow::Result<CodeCheck> {
+            async fn check_sms_code(
+                &self,
+                presented: &PresentedCode,
+            ) -> anyhow::Result<CodeCheck> {
                 // One statement compares and counts under the row's lock, so
                 // concurrent guesses cannot exceed the attempts between them.
                 let row = sqlx::query(
                     "UPDATE sms_codes SET failed_attempts = failed_attempts + \
                        CASE WHEN code_hash = $2 THEN 0 ELSE 1 END \
                      WHERE phone_index = $1 AND expires_at > $3 AND failed_attempts < $4 \
-                     RETURNING failed_attempts, CASE WHEN code_hash = $2 THEN 1 ELSE 0 END AS matched",
+                     RETURNING failed_attempts, \
+                       CASE WHEN code_hash = $2 THEN 1 ELSE 0 END AS matched",
                 )
                 .bind(&presented.phone_index)
                 .bind(&presented.code_hash)
@@ -335,9 +340,11 @@ macro_rules! identity_store_impl {
                 let id = match holder {
                     Some(id) => id,
                     None => {
-                        let id = insert_citizen(&mut tx, "phone", &phone.index, presented.now).await?;
+                        let id =
+                            insert_citizen(&mut tx, "phone", &phone.index, presented.now).await?;
                         sqlx::query(
-                            "UPDATE accounts SET phone_cipher = $2, phone_index = $3 WHERE id = $1",
+                            "UPDATE accounts SET phone_cipher = $2, phone_index = $3 \
+                             WHERE id = $1",
                         )
                         .bind(id)
                         .bind(&phone.cipher)
@@ -422,7 +429,8 @@ macro_rules! identity_store_impl {
                     Some(_) => LinkOutcome::HeldByAnother,
                     None => {
                         let own: Option<String> = sqlx::query_scalar(
-                            "SELECT openid FROM citizen_wechat WHERE account_id = $1 AND app_id = $2",
+                            "SELECT openid FROM citizen_wechat \
+                             WHERE account_id = $1 AND app_id = $2",
                         )
                         .bind(citizen.0)
                         .bind(&identity.app_id)
@@ -458,7 +466,11 @@ macro_rules! identity_store_impl {
         }
 
         impl $store {
-            async fn wechat_holder_of(&self, app_id: &str, openid: &str) -> anyhow::Result<Option<i64>> {
+            async fn wechat_holder_of(
+                &self,
+                app_id: &str,
+                openid: &str,
+            ) -> anyhow::Result<Option<i64>> {
                 let id: Option<i64> = sqlx::query_scalar(
                     "SELECT account_id FROM citizen_wechat WHERE app_id = $1 AND openid = $2",
                 )
