@@ -4,6 +4,8 @@
 //! sign-in enabled. Production sets `HUYING_DATABASE_URL=postgres://…` and
 //! `HUYING_REDIS_URL=redis://…`, and passes its keys explicitly.
 
+mod citizen;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+pub use self::citizen::{CitizenSignInConfig, SmsLimits};
 use crate::domain::geo::{GeoPoint, ServiceArea};
 use crate::limiter::Quota;
 use crate::security::Keys;
@@ -54,6 +57,10 @@ pub struct Config {
     /// How long audit records are kept: at least six months.
     pub audit_retention: chrono::Duration,
     pub log_format: LogFormat,
+    pub citizen_sign_in: CitizenSignInConfig,
+    /// How often each replica reads sessions revoked elsewhere, in case it
+    /// missed the bus's message; `None` reads only at start (tests drive it).
+    pub revocation_sync_interval: Option<Duration>,
 }
 
 impl Config {
@@ -136,6 +143,12 @@ impl Config {
         if var("HUYING_LOG_FORMAT").as_deref() == Some("json") {
             config.log_format = LogFormat::Json;
         }
+        config.citizen_sign_in = CitizenSignInConfig::from_env(&var, embedded)?;
+        if let Some(secs) = var("HUYING_REVOCATION_SYNC_SECS") {
+            config.revocation_sync_interval = Some(Duration::from_secs(
+                secs.parse().context("HUYING_REVOCATION_SYNC_SECS")?,
+            ));
+        }
 
         config.check()?;
         Ok(config)
@@ -168,6 +181,8 @@ impl Config {
             lockout: Default::default(),
             audit_retention: chrono::Duration::days(365),
             log_format: LogFormat::Text,
+            citizen_sign_in: CitizenSignInConfig::embedded(),
+            revocation_sync_interval: Some(Duration::from_secs(5)),
         }
     }
 
@@ -190,6 +205,17 @@ impl Config {
                 "HUYING_AUDIT_RETENTION_DAYS must be at least {} (six months)",
                 crate::domain::audit::RETENTION_FLOOR_DAYS
             );
+        }
+        // Replicas remember revoked sessions for a day (see `bus`): an
+        // access token must not outlive that memory.
+        if self.access_token_ttl >= chrono::Duration::hours(24) {
+            bail!("access tokens must expire within a day");
+        }
+        if self
+            .revocation_sync_interval
+            .is_some_and(|every| every.is_zero())
+        {
+            bail!("HUYING_REVOCATION_SYNC_SECS must be above zero");
         }
         Ok(())
     }

@@ -2,7 +2,8 @@
 //!
 //! Layers, outside in: `api` (the gRPC edge) → `service` (use cases) →
 //! `domain` (rules, no I/O) ← adapters: `store`, `bus`, `limiter`, `clock`,
-//! `security`. `startup` wires them together.
+//! `security`, and the outside services `wechat` and `sms`. `startup` wires
+//! them together.
 
 pub mod api;
 pub mod bootstrap;
@@ -14,9 +15,11 @@ pub mod domain;
 pub mod limiter;
 pub mod security;
 pub mod service;
+pub mod sms;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod wechat;
 
 /// Code generated from `proto/huying/v1`.
 pub mod proto {

@@ -34,7 +34,9 @@ use crate::proto::v1::directory_service_server::DirectoryServiceServer;
 use crate::proto::v1::staff_account_service_server::StaffAccountServiceServer;
 use crate::security::{PhoneCipher, SecretCipher, TokenSigner};
 use crate::service::Services;
+use crate::service::identity::CitizenSignIn;
 use crate::service::reference::Reference;
+use crate::service::revocations::learn_revocations_forever;
 use crate::service::staff_accounts::StaffSecurity;
 use crate::store::{self, Store};
 
@@ -59,6 +61,7 @@ pub struct Application {
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     prober: JoinHandle<()>,
     supervisor: Option<JoinHandle<()>>,
+    revocation_reader: Option<JoinHandle<()>>,
 }
 
 impl Application {
@@ -66,6 +69,11 @@ impl Application {
     pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
         let (stopping, stopping_signal) = watch::channel(false);
         let services = Arc::new(build_services(&config, clock, stopping_signal).await?);
+        // Sessions revoked before this replica started are refused too.
+        services
+            .learn_revocations(services.revocations_worth_knowing())
+            .await
+            .context("Failed to read recent revocations")?;
 
         let listener = TcpListener::bind(config.listen)
             .await
@@ -129,6 +137,9 @@ impl Application {
         let supervisor = config
             .supervision_interval
             .map(|every| tokio::spawn(supervise_forever(Arc::clone(&services), every)));
+        let revocation_reader = config
+            .revocation_sync_interval
+            .map(|every| tokio::spawn(learn_revocations_forever(Arc::clone(&services), every)));
 
         tracing::info!(%address, engine = ?services.store.engine(), "serving gRPC and gRPC-Web");
         Ok(Application {
@@ -140,6 +151,7 @@ impl Application {
             server,
             prober,
             supervisor,
+            revocation_reader,
         })
     }
 
@@ -165,6 +177,14 @@ impl Application {
         self.services.purge_audit_log().await
     }
 
+    /// Reads the sessions revoked while their access tokens may still be
+    /// valid, as the background reader does every few seconds (for tests
+    /// that drive it themselves); returns how many.
+    pub async fn learn_revocations(&self) -> anyhow::Result<usize> {
+        let since = self.services.revocations_worth_knowing();
+        self.services.learn_revocations(since).await
+    }
+
     /// Checks the database now and updates the health service; returns
     /// whether it is reachable.
     pub async fn probe_health(&self) -> bool {
@@ -178,6 +198,9 @@ impl Application {
         self.prober.abort();
         if let Some(supervisor) = &self.supervisor {
             supervisor.abort();
+        }
+        if let Some(reader) = &self.revocation_reader {
+            reader.abort();
         }
         result
             .context("The server task panicked")?
@@ -241,6 +264,7 @@ async fn build_services(
             audit_retention: config.audit_retention,
             secrets: SecretCipher::new(&config.keys.data_keys)?,
         },
+        citizen_sign_in: CitizenSignIn::new(&config.citizen_sign_in, &config.keys.token_secret)?,
     };
     services.load_reference().await?;
     Ok(services)

@@ -26,6 +26,8 @@ pub enum Audience {
 pub enum Scope {
     /// Public or self-describing data (the category standard, one's session).
     Anything,
+    /// Only the caller's own account and how it signs in.
+    OwnIdentity,
     /// Only complaints the caller filed; others are NOT_FOUND.
     OwnComplaints,
     /// Staff: cases of their own unit; district-level roles: all cases.
@@ -92,6 +94,26 @@ pub const RULES: &[Rule] = &[
         "/huying.v1.AuthService/SignOut",
         Audience::Public,
         Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.AuthService/RequestSmsCode",
+        Audience::Public,
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.AuthService/LinkPhone",
+        Audience::Roles(CITIZEN),
+        Scope::OwnIdentity,
+    ),
+    rule(
+        "/huying.v1.AuthService/LinkWeChat",
+        Audience::Roles(CITIZEN),
+        Scope::OwnIdentity,
+    ),
+    rule(
+        "/huying.v1.AuthService/GetMyIdentity",
+        Audience::Roles(CITIZEN),
+        Scope::OwnIdentity,
     ),
     rule(
         "/huying.v1.CitizenService/FileComplaint",

@@ -2,13 +2,15 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{caller, convert};
 use crate::domain::DomainError;
 use crate::domain::staff::Password;
 use crate::proto::v1 as pb;
 use crate::proto::v1::auth_service_server::AuthService;
+use crate::proto::v1::sign_in_request::Credential;
 use crate::service::Services;
 use crate::service::auth::{DevSignIn, SignedIn};
+use crate::service::identity::{CitizenCredential, CitizenView};
 use crate::service::staff_sign_in::StaffSignIn;
 
 pub struct AuthApi {
@@ -38,6 +40,20 @@ fn response(signed_in: SignedIn) -> pb::SignInResponse {
     }
 }
 
+fn identity(view: CitizenView) -> pb::CitizenIdentity {
+    let notice = view.privacy_notice;
+    pb::CitizenIdentity {
+        account_id: view.account_id.to_string(),
+        phone_masked: view.phone_masked.unwrap_or_default(),
+        wechat_linked: view.wechat_linked,
+        privacy_notice_version: notice
+            .as_ref()
+            .map(|n| n.version.clone())
+            .unwrap_or_default(),
+        privacy_notice_accepted_at: notice.map(|n| convert::timestamp(n.accepted_at)),
+    }
+}
+
 fn required_token(token: &str) -> Result<&str, Status> {
     if token.is_empty() {
         return Err(DomainError::invalid("refresh_token", "must be set").into());
@@ -51,7 +67,6 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::SignInRequest>,
     ) -> Result<Response<pb::SignInResponse>, Status> {
-        use pb::sign_in_request::Credential;
         let signed_in = match request.into_inner().credential {
             Some(Credential::Dev(dev)) => {
                 self.services
@@ -69,6 +84,24 @@ impl AuthService for AuthApi {
                         username: staff.username,
                         password: Password::presented(staff.password),
                         totp_code: staff.totp_code,
+                    })
+                    .await?
+            }
+            Some(Credential::Wechat(wechat)) => {
+                self.services
+                    .sign_in_wechat(CitizenCredential {
+                        phone: String::new(),
+                        code: wechat.code,
+                        accepted_privacy_notice_version: wechat.accepted_privacy_notice_version,
+                    })
+                    .await?
+            }
+            Some(Credential::Phone(phone)) => {
+                self.services
+                    .sign_in_phone(CitizenCredential {
+                        phone: phone.phone,
+                        code: phone.code,
+                        accepted_privacy_notice_version: phone.accepted_privacy_notice_version,
                     })
                     .await?
             }
@@ -96,5 +129,56 @@ impl AuthService for AuthApi {
             .sign_out(required_token(&request.refresh_token)?)
             .await?;
         Ok(Response::new(pb::SignOutResponse {}))
+    }
+
+    async fn request_sms_code(
+        &self,
+        request: Request<pb::RequestSmsCodeRequest>,
+    ) -> Result<Response<pb::RequestSmsCodeResponse>, Status> {
+        // TODO(identity): behind a reverse proxy this is the proxy's address;
+        // trusting X-Forwarded-For from configured proxies would restore
+        // the per-address limit there.
+        let address = request.remote_addr().map(|peer| peer.ip());
+        let expires_at = self
+            .services
+            .request_sms_code(&request.into_inner().phone, address)
+            .await?;
+        Ok(Response::new(pb::RequestSmsCodeResponse {
+            code_expires_at: Some(convert::timestamp(expires_at)),
+        }))
+    }
+
+    async fn link_phone(
+        &self,
+        request: Request<pb::LinkPhoneRequest>,
+    ) -> Result<Response<pb::CitizenIdentity>, Status> {
+        let citizen = caller(&request)?;
+        let request = request.into_inner();
+        let view = self
+            .services
+            .link_phone(&citizen, &request.phone, &request.code)
+            .await?;
+        Ok(Response::new(identity(view)))
+    }
+
+    async fn link_we_chat(
+        &self,
+        request: Request<pb::LinkWeChatRequest>,
+    ) -> Result<Response<pb::CitizenIdentity>, Status> {
+        let citizen = caller(&request)?;
+        let view = self
+            .services
+            .link_wechat(&citizen, &request.into_inner().code)
+            .await?;
+        Ok(Response::new(identity(view)))
+    }
+
+    async fn get_my_identity(
+        &self,
+        request: Request<pb::GetMyIdentityRequest>,
+    ) -> Result<Response<pb::CitizenIdentity>, Status> {
+        let citizen = caller(&request)?;
+        let view = self.services.my_identity(&citizen).await?;
+        Ok(Response::new(identity(view)))
     }
 }

@@ -5,6 +5,9 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::error::DomainError;
 
+/// The `domain` of every ErrorInfo this service sends.
+const ERROR_DOMAIN: &str = "huying";
+
 impl From<DomainError> for Status {
     fn from(error: DomainError) -> Status {
         match error {
@@ -26,6 +29,18 @@ impl From<DomainError> for Status {
             }
             DomainError::NotFound(what) => Status::not_found(format!("{what} not found")),
             DomainError::FailedPrecondition(reason) => Status::failed_precondition(reason),
+            DomainError::Refused(refusal) => {
+                let metadata: std::collections::HashMap<String, String> = refusal
+                    .metadata
+                    .into_iter()
+                    .map(|(key, value)| (key.to_owned(), value))
+                    .collect();
+                Status::with_error_details(
+                    Code::FailedPrecondition,
+                    refusal.message,
+                    ErrorDetails::with_error_info(refusal.reason, ERROR_DOMAIN, metadata),
+                )
+            }
             DomainError::Conflict(reason) => Status::aborted(reason),
             DomainError::Unauthenticated(reason) => Status::unauthenticated(reason),
             DomainError::PermissionDenied(reason) => Status::permission_denied(reason),

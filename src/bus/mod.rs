@@ -37,13 +37,19 @@ pub trait EventBus: Send + Sync + 'static {
     /// Announces that a sign-in session was revoked, to every replica.
     fn publish_revocation(&self, session_id: &str);
 
+    /// Remembers on this replica alone a revocation learnt elsewhere (read
+    /// from the store).
+    fn note_revoked(&self, session_id: &str);
+
     /// Whether this replica heard of the session's revocation lately. The
-    /// store stays the authority; this spares streams a query per heartbeat.
+    /// store stays the authority; this spares streams a query per heartbeat
+    /// and lets every call refuse a revoked session's access tokens.
     fn heard_revoked(&self, session_id: &str) -> bool;
 }
 
-/// Sessions heard revoked, forgotten after a day: streams also ask the store
-/// now and then, so an old entry is not needed for long.
+/// Sessions heard revoked, forgotten after a day: by then every access token
+/// of the session has expired (configuration keeps their lifetime under a
+/// day), and streams also ask the store now and then.
 #[derive(Debug, Default)]
 pub struct Revocations(Mutex<HashMap<String, std::time::Instant>>);
 
@@ -173,6 +179,10 @@ impl EventBus for LocalBus {
     }
 
     fn publish_revocation(&self, session_id: &str) {
+        self.revocations.record(session_id);
+    }
+
+    fn note_revoked(&self, session_id: &str) {
         self.revocations.record(session_id);
     }
 

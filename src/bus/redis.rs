@@ -130,10 +130,16 @@ impl EventBus for RedisBus {
     }
 
     fn publish_revocation(&self, session_id: &str) {
+        // This replica knows at once; the others when the message arrives.
+        self.local.publish_revocation(session_id);
         let payload = format!("{REVOCATION_PREFIX}{session_id}");
         if self.outbox.try_send(payload).is_err() {
             tracing::warn!("revocation publishing is backed up; streams will find it in the store");
         }
+    }
+
+    fn note_revoked(&self, session_id: &str) {
+        self.local.note_revoked(session_id);
     }
 
     fn heard_revoked(&self, session_id: &str) -> bool {

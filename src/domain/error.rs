@@ -29,6 +29,11 @@ pub enum DomainError {
     #[error("{0}")]
     FailedPrecondition(String),
 
+    /// A precondition an app acts on by its stable reason (show the privacy
+    /// notice, offer another sign-in, …).
+    #[error("{}", .0.message)]
+    Refused(Refusal),
+
     /// Another writer changed the record first; the caller may re-read and retry.
     #[error("{0}")]
     Conflict(String),
@@ -52,6 +57,30 @@ pub enum DomainError {
 impl DomainError {
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::InvalidInput(vec![FieldViolation::new(field, reason)])
+    }
+}
+
+/// Why a request was refused, for programs: `reason` is a stable
+/// UPPER_SNAKE_CASE name, `metadata` what the app needs to act on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub message: String,
+    pub metadata: Vec<(&'static str, String)>,
+}
+
+impl Refusal {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            reason,
+            message: message.into(),
+            metadata: Vec::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &'static str, value: impl Into<String>) -> Refusal {
+        self.metadata.push((key, value.into()));
+        self
     }
 }
 

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod calendar;
 pub mod case;
 pub mod category;
+pub mod citizen;
 pub mod complaint;
 pub mod directory;
 pub mod duplicate;

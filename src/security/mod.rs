@@ -3,12 +3,15 @@
 
 pub mod cipher;
 pub mod keys;
+pub mod otp;
 pub mod password;
 pub mod sealed;
+pub mod secret;
 pub mod token;
 pub mod totp;
 
 pub use cipher::PhoneCipher;
 pub use keys::Keys;
 pub use sealed::SecretCipher;
+pub use secret::Secret;
 pub use token::{TokenError, TokenSigner};

@@ -7,8 +7,10 @@ pub mod auth;
 pub mod cases;
 pub mod complaints;
 pub mod contact;
+pub mod identity;
 pub mod queue_watch;
 pub mod reference;
+pub mod revocations;
 pub mod staff_accounts;
 pub mod staff_sign_in;
 pub mod streams;
@@ -45,6 +47,7 @@ pub struct Services {
     pub streams: streams::StreamPolicy,
     /// Staff lock-out, audit retention and second-factor secrets.
     pub staff_security: staff_accounts::StaffSecurity,
+    pub citizen_sign_in: identity::CitizenSignIn,
     /// Turns true when the server is stopping, so that long-lived streams
     /// end and graceful shutdown does not wait for clients to hang up.
     pub stopping: tokio::sync::watch::Receiver<bool>,

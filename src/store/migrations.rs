@@ -27,6 +27,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0003_citizen_feed.sql"),
     ),
     (
+        4,
+        "citizen identity",
+        include_str!("../../migrations/postgres/0004_citizen_identity.sql"),
+        include_str!("../../migrations/sqlite/0004_citizen_identity.sql"),
+    ),
+    (
         5,
         "staff accounts and audit log",
         include_str!("../../migrations/postgres/0005_staff_accounts_audit.sql"),

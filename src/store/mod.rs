@@ -3,10 +3,12 @@
 //! (see `sql.rs`); each engine module supplies its connection set-up, how a
 //! write transaction begins and how times are stored.
 
+pub mod identity;
 mod migrations;
 pub mod postgres;
 mod sql;
 mod sql_cases;
+mod sql_identity;
 mod sql_staff;
 pub mod sqlite;
 pub mod staff;
@@ -28,6 +30,8 @@ use crate::domain::complaint::{
 };
 use crate::domain::directory::Unit;
 use crate::domain::geo::GeoPoint;
+
+pub use identity::IdentityStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -212,7 +216,7 @@ pub trait CaseStore: Send + Sync + 'static {
 }
 
 #[async_trait]
-pub trait Store: CaseStore + staff::StaffStore + Send + Sync + 'static {
+pub trait Store: CaseStore + staff::StaffStore + IdentityStore + Send + Sync + 'static {
     fn engine(&self) -> Engine;
 
     /// Fails when the database cannot be reached.

@@ -70,6 +70,16 @@ impl TestApp {
 
     /// Starts a server on a fresh database; `adjust` may change the config.
     pub async fn spawn_with(engine: Engine, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let clock = Arc::new(ManualClock::new(test_start()));
+        TestApp::spawn_on_clock(engine, clock, adjust).await
+    }
+
+    /// As `spawn_with`, on a clock the test made (and may share with fakes).
+    pub async fn spawn_on_clock(
+        engine: Engine,
+        clock: Arc<ManualClock>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let database_url = match engine {
             Engine::Sqlite => format!("sqlite://{}/huying.db", data_dir.path().display()),
@@ -86,15 +96,16 @@ impl TestApp {
         config.database_max_connections = 3;
         // Tests probe health explicitly; the background probe stays out of the way.
         config.health_probe_interval = Duration::from_secs(3600);
-        // Tests drive supervision with the manual clock.
+        // Tests drive supervision with the manual clock, and say when a
+        // replica reads revocations from the store.
         config.supervision_interval = None;
+        config.revocation_sync_interval = None;
         if engine == Engine::Postgres {
             config.redis_url = Some(redis_url());
             config.redis_prefix = format!("huying-test:{}:", random_name());
         }
         adjust(&mut config);
 
-        let clock = Arc::new(ManualClock::new(test_start()));
         let app = Application::start(config.clone(), clock.clone())
             .await
             .expect("the server starts");
@@ -288,17 +299,16 @@ async fn template_database() -> String {
 /// Changes whenever a migration changes, so a stale template is never used.
 fn schema_digest() -> String {
     use sha2::{Digest, Sha256};
+    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres");
+    let mut files: Vec<_> = std::fs::read_dir(folder)
+        .expect("reads the migrations folder")
+        .map(|entry| entry.expect("lists a migration").path())
+        .collect();
+    files.sort();
     let mut hasher = Sha256::new();
-    hasher.update(include_str!("../../migrations/postgres/0001_initial.sql"));
-    hasher.update(include_str!(
-        "../../migrations/postgres/0002_case_handling.sql"
-    ));
-    hasher.update(include_str!(
-        "../../migrations/postgres/0003_citizen_feed.sql"
-    ));
-    hasher.update(include_str!(
-        "../../migrations/postgres/0005_staff_accounts_audit.sql"
-    ));
+    for file in files {
+        hasher.update(std::fs::read(&file).expect("reads a migration"));
+    }
     let digest = hasher.finalize();
     digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -430,7 +440,14 @@ pub async fn resolve_through_staff(app: &TestApp, id: &str, lead: &str) {
 impl TestApp {
     /// A second server on the same database, Redis and keys: another replica.
     pub async fn replica(&self) -> Application {
-        Application::start(self.config.clone(), self.clock.clone())
+        self.replica_with(|_| {}).await
+    }
+
+    /// A replica whose configuration `adjust` changed.
+    pub async fn replica_with(&self, adjust: impl FnOnce(&mut Config)) -> Application {
+        let mut config = self.config.clone();
+        adjust(&mut config);
+        Application::start(config, self.clock.clone())
             .await
             .expect("the replica starts")
     }

@@ -2,6 +2,8 @@
 //! to it through generated tonic clients, on SQLite and on PostgreSQL (with
 //! Redis). All modules compile into this one test binary.
 
+mod citizen_world;
+mod fakes;
 mod helpers;
 
 mod access;
@@ -12,13 +14,17 @@ mod filing;
 mod grpc_web;
 mod health;
 mod isolation;
+mod linking;
 mod listing;
 mod privacy;
 mod rate_limit;
 mod rating;
 mod reflection;
 mod replicas;
+mod revocation;
 mod sessions;
+mod signin_phone;
+mod signin_wechat;
 mod staff_accounts;
 mod supervision;
 mod validation;

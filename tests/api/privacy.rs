@@ -9,7 +9,7 @@ use crate::helpers::{Engine, TestApp, filing};
 
 /// Everything this test binary logs, captured from the moment the first
 /// test that needs it runs.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+pub(crate) fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
         let buffer = Arc::new(Mutex::new(Vec::new()));

@@ -186,13 +186,16 @@ async fn signing_out_on_one_replica_ends_the_sessions_stream_on_another() {
         })
         .await
         .unwrap();
-    // The next event for the stream on B finds the session revoked.
-    on_a.withdraw_complaint(pb::WithdrawComplaintRequest {
-        complaint_id: id,
-        reason: String::new(),
-    })
-    .await
-    .unwrap();
+    // The next event for the stream on B finds the session revoked. The
+    // signed-out token is refused now, so another session writes it.
+    let mut elsewhere = citizen_on(&address_a, "alice").await;
+    elsewhere
+        .withdraw_complaint(pb::WithdrawComplaintRequest {
+            complaint_id: id,
+            reason: String::new(),
+        })
+        .await
+        .unwrap();
     match timeout(LIVE_BOUND, stream.next())
         .await
         .expect("the stream ends in time")

@@ -380,8 +380,13 @@ async fn signing_out_ends_the_sessions_streams() {
         })
         .await
         .unwrap();
-    // The access token itself lives on for minutes; the stream does not.
-    withdraw(&mut citizen, &id).await;
+    // The signed-out token is refused now; another session of the same
+    // citizen writes the event that finds the stream's session ended.
+    let other = app.sign_in("alice", pb::Role::Citizen, "").await;
+    let mut elsewhere = app
+        .citizen_with_token(&other.session.unwrap().access_token)
+        .await;
+    withdraw(&mut elsewhere, &id).await;
 
     match timeout(DELIVERY_BOUND, stream.next()).await.unwrap() {
         Some(Err(status)) => assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}"),

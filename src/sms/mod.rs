@@ -1,0 +1,65 @@
+//! Texting one-time sign-in codes. Every message costs money, so senders
+//! are only reached after the rate limits passed (see `service::identity`).
+
+pub mod tencent;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use self::tencent::{TencentSms, TencentSmsConfig};
+use crate::domain::citizen::OneTimeCode;
+use crate::domain::phone::PhoneNumber;
+
+/// One code to text.
+#[derive(Debug, Clone)]
+pub struct CodeMessage<'a> {
+    pub phone: &'a PhoneNumber,
+    pub code: &'a OneTimeCode,
+    pub valid_minutes: u32,
+    /// Signed requests carry the time; it comes from the server's clock.
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SmsError {
+    /// The provider says the number cannot receive messages.
+    #[error("the provider refused the phone number")]
+    InvalidNumber,
+    /// The provider's own per-number or per-day limits.
+    #[error("the provider's sending limit was reached")]
+    Limited,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+#[async_trait]
+pub trait SmsSender: Send + Sync + 'static {
+    async fn send_code(&self, message: &CodeMessage<'_>) -> Result<(), SmsError>;
+}
+
+/// Which sender a server uses.
+#[derive(Debug, Clone)]
+pub enum SmsConfig {
+    /// Logs instead of texting: the embedded default.
+    Development,
+    Tencent(TencentSmsConfig),
+}
+
+/// Sends nothing: says at info that a code went to a (masked) number, and
+/// gives the code itself only at debug level, for a developer's terminal.
+#[derive(Debug, Default)]
+pub struct DevelopmentSms;
+
+#[async_trait]
+impl SmsSender for DevelopmentSms {
+    async fn send_code(&self, message: &CodeMessage<'_>) -> Result<(), SmsError> {
+        let phone = message.phone.masked();
+        tracing::info!(sms.phone = %phone, "development SMS: a sign-in code was sent");
+        tracing::debug!(
+            sms.phone = %phone,
+            sms.code = message.code.expose(),
+            "development SMS: the code"
+        );
+        Ok(())
+    }
+}
