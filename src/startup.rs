@@ -19,7 +19,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::api::access::AccessLayer;
 use crate::api::logging::RpcLogLayer;
-use crate::api::{AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, StaffAccountApi};
+use crate::api::{
+    AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, RewardApi, StaffAccountApi,
+};
 use crate::bus::{EventBus, LocalBus, RedisBus};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -31,6 +33,7 @@ use crate::proto::v1::auth_service_server::AuthServiceServer;
 use crate::proto::v1::case_service_server::CaseServiceServer;
 use crate::proto::v1::citizen_service_server::CitizenServiceServer;
 use crate::proto::v1::directory_service_server::DirectoryServiceServer;
+use crate::proto::v1::reward_service_server::RewardServiceServer;
 use crate::proto::v1::staff_account_service_server::StaffAccountServiceServer;
 use crate::security::{PhoneCipher, SecretCipher, TokenSigner};
 use crate::service::Services;
@@ -49,6 +52,7 @@ const HEALTH_NAMES: &[&str] = &[
     "huying.v1.DirectoryService",
     "huying.v1.StaffAccountService",
     "huying.v1.AuditService",
+    "huying.v1.RewardService",
 ];
 
 /// A running server.
@@ -123,6 +127,9 @@ impl Application {
             .add_service(AuditServiceServer::new(AuditApi::new(Arc::clone(
                 &services,
             ))))
+            .add_service(RewardServiceServer::new(RewardApi::new(Arc::clone(
+                &services,
+            ))))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = shutdown_signal.await;
             });
@@ -170,6 +177,16 @@ impl Application {
         now: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<crate::service::supervision::TickReport> {
         self.services.supervise(now).await
+    }
+
+    /// Runs one pass of the red envelope reconciliation worker now (for
+    /// tests and tools that drive time themselves).
+    pub async fn reconcile_payouts(
+        &self,
+    ) -> Result<crate::service::claims::ReconcileReport, crate::domain::DomainError> {
+        self.services
+            .reconcile_payouts(self.services.clock.now())
+            .await
     }
 
     /// Purges audit records past retention now (the loop's daily step).
@@ -265,6 +282,9 @@ async fn build_services(
             secrets: SecretCipher::new(&config.keys.data_keys)?,
         },
         citizen_sign_in: CitizenSignIn::new(&config.citizen_sign_in, &config.keys.token_secret)?,
+        rewards: crate::service::red_envelopes::Rewards {
+            drawer: Arc::new(crate::service::amount::SecureDrawer),
+        },
     };
     services.load_reference().await?;
     Ok(services)

@@ -59,6 +59,10 @@ const SUPERVISORS: &[Role] = &[UnitSupervisor, DistrictSupervisor];
 const FOLLOW_UP: &[Role] = &[Dispatcher, DistrictSupervisor];
 const SYSTEM_ADMIN: &[Role] = &[SystemAdmin];
 const AUDIT_ADMIN: &[Role] = &[AuditAdmin];
+/// The district decides the reward policy and withdraws envelopes of
+/// fraudulent complaints; auditors read everything about the money.
+const REWARD_MANAGERS: &[Role] = &[DistrictSupervisor];
+const REWARD_READERS: &[Role] = &[DistrictSupervisor, Auditor];
 /// Every staff role reads the directory and calendar.
 const STAFF: &[Role] = &[
     Dispatcher,
@@ -147,6 +151,16 @@ pub const RULES: &[Rule] = &[
     ),
     rule(
         "/huying.v1.CitizenService/WatchMyComplaints",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/ListMyRedEnvelopes",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/ClaimRedEnvelope",
         Audience::Roles(CITIZEN),
         Scope::OwnComplaints,
     ),
@@ -328,6 +342,36 @@ pub const RULES: &[Rule] = &[
     rule(
         "/huying.v1.AuditService/ListAuditRecords",
         Audience::Roles(AUDIT_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/GetRewardPolicy",
+        Audience::Roles(REWARD_READERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/UpdateRewardPolicy",
+        Audience::Roles(REWARD_MANAGERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/ListRedEnvelopes",
+        Audience::Roles(REWARD_READERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/GetRewardTotals",
+        Audience::Roles(REWARD_READERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/GetReconciliationReport",
+        Audience::Roles(REWARD_READERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/WithdrawRedEnvelope",
+        Audience::Roles(REWARD_MANAGERS),
         Scope::Anything,
     ),
 ];

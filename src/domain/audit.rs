@@ -55,6 +55,8 @@ audit_actions! {
     CalendarLoaded => "directory.calendar_loaded",
     ContactRevealed => "case.contact_revealed",
     AuditPurged => "audit.purged",
+    RewardPolicyChanged => "reward.policy_changed",
+    RedEnvelopeWithdrawn => "reward.envelope_withdrawn",
 }
 
 /// A record about to be written.

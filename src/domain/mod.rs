@@ -14,6 +14,7 @@ pub mod duplicate;
 pub mod error;
 pub mod geo;
 pub mod phone;
+pub mod red_envelope;
 pub mod staff;
 pub mod time;
 

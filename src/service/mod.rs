@@ -2,13 +2,16 @@
 //! can do. They combine the domain rules with the adapters (store, bus,
 //! limiter, clock) and know nothing of gRPC.
 
+pub mod amount;
 pub mod audit;
 pub mod auth;
 pub mod cases;
+pub mod claims;
 pub mod complaints;
 pub mod contact;
 pub mod identity;
 pub mod queue_watch;
+pub mod red_envelopes;
 pub mod reference;
 pub mod revocations;
 pub mod staff_accounts;
@@ -48,6 +51,7 @@ pub struct Services {
     /// Staff lock-out, audit retention and second-factor secrets.
     pub staff_security: staff_accounts::StaffSecurity,
     pub citizen_sign_in: identity::CitizenSignIn,
+    pub rewards: red_envelopes::Rewards,
     /// Turns true when the server is stopping, so that long-lived streams
     /// end and graceful shutdown does not wait for clients to hang up.
     pub stopping: tokio::sync::watch::Receiver<bool>,

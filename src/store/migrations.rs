@@ -38,6 +38,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0005_staff_accounts_audit.sql"),
         include_str!("../../migrations/sqlite/0005_staff_accounts_audit.sql"),
     ),
+    (
+        8,
+        "red envelopes",
+        include_str!("../../migrations/postgres/0008_red_envelopes.sql"),
+        include_str!("../../migrations/sqlite/0008_red_envelopes.sql"),
+    ),
 ];
 
 pub fn migrator(engine: Engine) -> Migrator {

@@ -6,9 +6,11 @@
 pub mod identity;
 mod migrations;
 pub mod postgres;
+pub mod rewards;
 mod sql;
 mod sql_cases;
 mod sql_identity;
+mod sql_rewards;
 mod sql_staff;
 pub mod sqlite;
 pub mod staff;
@@ -216,7 +218,9 @@ pub trait CaseStore: Send + Sync + 'static {
 }
 
 #[async_trait]
-pub trait Store: CaseStore + staff::StaffStore + IdentityStore + Send + Sync + 'static {
+pub trait Store:
+    CaseStore + staff::StaffStore + IdentityStore + rewards::RewardStore + Send + Sync + 'static
+{
     fn engine(&self) -> Engine;
 
     /// Fails when the database cannot be reached.

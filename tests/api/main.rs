@@ -19,6 +19,7 @@ mod listing;
 mod privacy;
 mod rate_limit;
 mod rating;
+mod red_envelopes;
 mod reflection;
 mod replicas;
 mod revocation;
