@@ -5,6 +5,7 @@
 //! `HUYING_REDIS_URL=redis://…`, and passes its keys explicitly.
 
 mod citizen;
+mod payout;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 pub use self::citizen::{CitizenSignInConfig, SmsLimits};
+pub use self::payout::PayoutConfig;
 use crate::domain::geo::{GeoPoint, ServiceArea};
 use crate::limiter::Quota;
 use crate::security::Keys;
@@ -61,6 +63,11 @@ pub struct Config {
     /// How often each replica reads sessions revoked elsewhere, in case it
     /// missed the bus's message; `None` reads only at start (tests drive it).
     pub revocation_sync_interval: Option<Duration>,
+    /// Who pays red envelopes.
+    pub payout: PayoutConfig,
+    /// How often each replica reconciles open transfers and expires
+    /// unclaimed envelopes; `None` runs none (tests drive it).
+    pub payout_reconcile_interval: Option<Duration>,
 }
 
 impl Config {
@@ -144,6 +151,16 @@ impl Config {
             config.log_format = LogFormat::Json;
         }
         config.citizen_sign_in = CitizenSignInConfig::from_env(&var, embedded)?;
+        let app_id = config
+            .citizen_sign_in
+            .wechat
+            .as_ref()
+            .map(|w| w.app_id.as_str());
+        config.payout = PayoutConfig::from_env(&var, embedded, app_id)?;
+        if let Some(secs) = var("HUYING_PAYOUT_RECONCILE_SECS") {
+            let secs: u64 = secs.parse().context("HUYING_PAYOUT_RECONCILE_SECS")?;
+            config.payout_reconcile_interval = Some(Duration::from_secs(secs.max(1)));
+        }
         if let Some(secs) = var("HUYING_REVOCATION_SYNC_SECS") {
             config.revocation_sync_interval = Some(Duration::from_secs(
                 secs.parse().context("HUYING_REVOCATION_SYNC_SECS")?,
@@ -156,6 +173,7 @@ impl Config {
 
     /// The defaults, for the given database and keys.
     pub fn embedded_defaults(database_url: String, keys: Keys) -> Config {
+        let embedded = database_url.starts_with("sqlite:");
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             dev_sign_in: database_url.starts_with("sqlite:"),
@@ -183,6 +201,12 @@ impl Config {
             log_format: LogFormat::Text,
             citizen_sign_in: CitizenSignInConfig::embedded(),
             revocation_sync_interval: Some(Duration::from_secs(5)),
+            payout: if embedded {
+                PayoutConfig::Simulated
+            } else {
+                PayoutConfig::None
+            },
+            payout_reconcile_interval: Some(Duration::from_secs(60)),
         }
     }
 
@@ -193,6 +217,9 @@ impl Config {
     fn check(&self) -> anyhow::Result<()> {
         if !self.is_embedded() && self.redis_url.is_none() {
             bail!("HUYING_REDIS_URL is required with PostgreSQL: replicas must share rate limits");
+        }
+        if !self.is_embedded() && matches!(self.payout, PayoutConfig::Simulated) {
+            bail!("the simulated payout provider pays nobody; it is refused with PostgreSQL");
         }
         if self.filing_quota.burst == 0 || self.filing_quota.period.is_zero() {
             bail!("the filing quota needs a burst and a period above zero");

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod limiter;
+pub mod payout;
 pub mod security;
 pub mod service;
 pub mod sms;

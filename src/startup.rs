@@ -66,6 +66,7 @@ pub struct Application {
     prober: JoinHandle<()>,
     supervisor: Option<JoinHandle<()>>,
     revocation_reader: Option<JoinHandle<()>>,
+    payout_reconciler: Option<JoinHandle<()>>,
 }
 
 impl Application {
@@ -105,6 +106,12 @@ impl Application {
             // and find dead peers.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            // WeChat Pay's notifications are plain HTTP: served before the
+            // gRPC-Web translation (which refuses anything else) and the
+            // bearer-token check (the body's signature authenticates them).
+            .layer(crate::api::payout_notify::NotifyLayer::new(Arc::clone(
+                &services,
+            )))
             .layer(cors(&config.cors_origins)?)
             .layer(crate::api::web::MarkGrpcWebLayer)
             .layer(tonic_web::GrpcWebLayer::new())
@@ -148,6 +155,10 @@ impl Application {
             .revocation_sync_interval
             .map(|every| tokio::spawn(learn_revocations_forever(Arc::clone(&services), every)));
 
+        let payout_reconciler = config
+            .payout_reconcile_interval
+            .map(|every| tokio::spawn(reconcile_payouts_forever(Arc::clone(&services), every)));
+
         tracing::info!(%address, engine = ?services.store.engine(), "serving gRPC and gRPC-Web");
         Ok(Application {
             address,
@@ -159,6 +170,7 @@ impl Application {
             prober,
             supervisor,
             revocation_reader,
+            payout_reconciler,
         })
     }
 
@@ -219,6 +231,9 @@ impl Application {
         if let Some(reader) = &self.revocation_reader {
             reader.abort();
         }
+        if let Some(reconciler) = &self.payout_reconciler {
+            reconciler.abort();
+        }
         result
             .context("The server task panicked")?
             .context("The server failed")
@@ -259,6 +274,7 @@ async fn build_services(
         None => CategoryStandard::bundled(),
     };
 
+    let payout = payout_provider(&config.payout, Arc::clone(&clock))?;
     let services = Services {
         store,
         bus,
@@ -284,10 +300,29 @@ async fn build_services(
         citizen_sign_in: CitizenSignIn::new(&config.citizen_sign_in, &config.keys.token_secret)?,
         rewards: crate::service::red_envelopes::Rewards {
             drawer: Arc::new(crate::service::amount::SecureDrawer),
+            payout,
+            worker_id: format!("replica-{}", crate::payout::lease_nonce()),
         },
     };
     services.load_reference().await?;
     Ok(services)
+}
+
+fn payout_provider(
+    config: &crate::config::PayoutConfig,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Option<Arc<dyn crate::payout::PayoutProvider>>> {
+    use crate::config::PayoutConfig;
+    Ok(match config {
+        PayoutConfig::None => None,
+        PayoutConfig::Simulated => {
+            tracing::warn!("red envelopes are paid by the simulated provider: no money moves");
+            Some(Arc::new(crate::payout::simulated::SimulatedPayouts::new()))
+        }
+        PayoutConfig::WeChatPay(wechat_pay) => Some(Arc::new(
+            crate::payout::wechat_pay::WeChatPay::new((**wechat_pay).clone(), clock)?,
+        )),
+    })
 }
 
 /// Browsers may call over gRPC-Web only from the configured origins.
@@ -362,6 +397,17 @@ async fn supervise_forever(services: Arc<Services>, every: Duration) {
         };
         if let Err(error) = result {
             tracing::error!(error = %format!("{error:#}"), "supervision tick failed");
+        }
+    }
+}
+
+/// Every replica runs this; leases in the store give each open bill to one.
+async fn reconcile_payouts_forever(services: Arc<Services>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = services.reconcile_payouts(services.clock.now()).await {
+            tracing::error!(error = %error, "payout reconciliation failed");
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod codec;
 mod convert;
 mod directory;
 pub mod logging;
+pub mod payout_notify;
 mod rewards;
 mod staff;
 mod status;

@@ -104,10 +104,12 @@ impl RewardPolicy {
 }
 
 macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident {
+        $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)?
+    }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -311,6 +313,48 @@ pub fn day_budget_key(day: &str) -> String {
 
 pub fn month_budget_key(month: &str) -> String {
     format!("month:{month}")
+}
+
+string_enum! {
+    /// Where one transfer attempt stands, as far as this server knows.
+    BillState {
+        /// Recorded before the request is sent: it may or may not exist at
+        /// the provider until a query or a repeated request says.
+        Creating => "creating",
+        /// Created; waiting for the citizen's confirmation or in flight.
+        Waiting => "waiting",
+        /// Cancellation asked for; not yet known closed.
+        Cancelling => "cancelling",
+        Success => "success",
+        /// Closed without paying.
+        Closed => "closed",
+    }
+}
+
+impl BillState {
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            BillState::Creating | BillState::Waiting | BillState::Cancelling
+        )
+    }
+}
+
+/// Transfer attempts per envelope before it fails for staff to look at.
+pub const MAX_TRANSFER_ATTEMPTS: u32 = 5;
+
+/// One transfer attempt of an envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bill {
+    pub out_bill_no: String,
+    pub envelope_id: i64,
+    pub attempt: u32,
+    pub state: BillState,
+    pub transfer_bill_no: Option<String>,
+    pub package_info: Option<String>,
+    pub fail_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 string_enum! {

@@ -22,6 +22,10 @@ use crate::store::rewards::{EnvelopeQuery, PeriodTotals, Withdrawal};
 /// What the reward use cases depend on besides the store.
 pub struct Rewards {
     pub drawer: Arc<dyn AmountDrawer>,
+    /// `None` when this server pays no envelopes (claims are refused).
+    pub payout: Option<Arc<dyn crate::payout::PayoutProvider>>,
+    /// Names this replica in the leases it takes on transfer bills.
+    pub worker_id: String,
 }
 
 /// Filters of a staff listing as the caller sent them; empty means unset.
@@ -78,12 +82,10 @@ impl Services {
         }))
     }
 
-    /// Whether the author is on the block list and earns no envelope.
-    ///
-    /// TODO(rewards): always false until the citizen block list exists;
-    /// then ask it here (the grant records `author_blocked` as its reason).
-    async fn reward_author_blocked(&self, _citizen: AccountId) -> Result<bool, DomainError> {
-        Ok(false)
+    /// Whether the author is on the block list and earns no envelope (the
+    /// grant records `author_blocked` as its reason).
+    async fn reward_author_blocked(&self, citizen: AccountId) -> Result<bool, DomainError> {
+        self.citizen_blocked(citizen).await
     }
 
     pub async fn reward_policy(&self) -> Result<RewardPolicy, DomainError> {

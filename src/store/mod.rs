@@ -219,7 +219,14 @@ pub trait CaseStore: Send + Sync + 'static {
 
 #[async_trait]
 pub trait Store:
-    CaseStore + staff::StaffStore + IdentityStore + rewards::RewardStore + Send + Sync + 'static
+    CaseStore
+    + staff::StaffStore
+    + IdentityStore
+    + rewards::RewardStore
+    + rewards::PayoutStore
+    + Send
+    + Sync
+    + 'static
 {
     fn engine(&self) -> Engine;
 

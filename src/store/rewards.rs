@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use crate::domain::account::AccountId;
 use crate::domain::audit::AuditDraft;
 use crate::domain::complaint::ComplaintId;
-use crate::domain::red_envelope::{Envelope, EnvelopeBalance, EnvelopeState, RewardPolicy};
+use crate::domain::red_envelope::{
+    Bill, BillState, Envelope, EnvelopeBalance, EnvelopeState, RewardPolicy,
+};
 
 /// A page of envelopes for staff, newest first.
 #[derive(Debug, Clone, Default)]
@@ -104,4 +106,93 @@ pub trait RewardStore: Send + Sync + 'static {
 
     /// Expires granted envelopes nobody claimed by `now`; how many.
     async fn expire_unclaimed(&self, now: DateTime<Utc>) -> anyhow::Result<u64>;
+}
+
+/// Where a claim starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimStart {
+    /// The envelope's open transfer attempt: just created, or an earlier
+    /// one still open.
+    Open { envelope: Envelope, bill: Bill },
+    /// Nothing to transfer: paid, or final, or not granted.
+    Settled(Envelope),
+}
+
+/// What a provider said about an open bill, short of settling it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillUpdate {
+    pub state: BillState,
+    pub transfer_bill_no: Option<String>,
+    pub package_info: Option<String>,
+}
+
+/// How a bill ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    Paid,
+    /// Closed without paying; the envelope may be claimed again while its
+    /// claim window lasts and attempts remain.
+    Closed {
+        reason: String,
+    },
+}
+
+#[async_trait]
+pub trait PayoutStore: Send + Sync + 'static {
+    /// Finds the citizen's envelope and its open bill, creating the next
+    /// transfer attempt for a granted one. `None` when the citizen has no
+    /// envelope of that id. An envelope past its claim window expires here.
+    async fn open_claim(
+        &self,
+        envelope_id: i64,
+        citizen: AccountId,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<ClaimStart>>;
+
+    /// Takes a bill for one worker or claim until `until`; false when
+    /// another holds it.
+    async fn lease_bill(
+        &self,
+        out_bill_no: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> anyhow::Result<bool>;
+
+    async fn release_bill(&self, out_bill_no: &str, owner: &str) -> anyhow::Result<()>;
+
+    /// Takes up to `limit` open bills nobody holds, untouched since
+    /// `idle_since`, for one reconciliation pass.
+    async fn lease_open_bills(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<Bill>>;
+
+    async fn bill(&self, out_bill_no: &str) -> anyhow::Result<Option<Bill>>;
+
+    async fn update_bill(
+        &self,
+        out_bill_no: &str,
+        update: &BillUpdate,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
+
+    /// Ends an open bill and moves its envelope and money accordingly, in
+    /// one transaction; a bill already ended is left as it is.
+    async fn settle_bill(
+        &self,
+        out_bill_no: &str,
+        settlement: &Settlement,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<Envelope>>;
+
+    /// Records a provider notification's id; false when it was seen before.
+    async fn record_notification(&self, id: &str, now: DateTime<Utc>) -> anyhow::Result<bool>;
+
+    /// Every bill of an envelope, oldest first.
+    async fn bills_of(&self, envelope_id: i64) -> anyhow::Result<Vec<Bill>>;
 }

@@ -13,15 +13,112 @@ macro_rules! envelope_columns {
     };
 }
 
+macro_rules! bill_columns {
+    () => {
+        "out_bill_no, envelope_id, attempt, state, transfer_bill_no, package_info, fail_reason, \
+         created_at, updated_at"
+    };
+}
+
 macro_rules! reward_store_impl {
     ($store:ident, $db:ty) => {
         use crate::domain::red_envelope::{
             self as red_envelope, AmountRange, EntryKind, Envelope, EnvelopeBalance,
             EnvelopeOffer, EnvelopeState, GrantDecision, GrantFacts, RewardEffect, RewardPolicy,
         };
+        use crate::domain::red_envelope::{Bill, BillState};
         use crate::store::rewards::{
-            EnvelopeQuery, LedgerState, PeriodTotals, RewardStore, Withdrawal,
+            BillUpdate, ClaimStart, EnvelopeQuery, LedgerState, PayoutStore, PeriodTotals,
+            RewardStore, Settlement, Withdrawal,
         };
+
+        fn bill_from_row(row: &Row) -> anyhow::Result<Bill> {
+            let state: String = row.try_get("state")?;
+            let attempt: i32 = row.try_get("attempt")?;
+            Ok(Bill {
+                out_bill_no: row.try_get("out_bill_no")?,
+                envelope_id: row.try_get("envelope_id")?,
+                attempt: u32::try_from(attempt)?,
+                state: parse_stored(&state, BillState::parse, "bill state")?,
+                transfer_bill_no: row.try_get("transfer_bill_no")?,
+                package_info: row.try_get("package_info")?,
+                fail_reason: row.try_get("fail_reason")?,
+                created_at: from_db(row.try_get("created_at")?)?,
+                updated_at: from_db(row.try_get("updated_at")?)?,
+            })
+        }
+
+        /// Locks an envelope's row and reads it.
+        async fn lock_envelope(tx: &mut Tx, id: i64) -> anyhow::Result<Option<Envelope>> {
+            let row = sqlx::query(concat!(
+                "UPDATE red_envelopes SET attempts = attempts WHERE id = $1 RETURNING ",
+                $crate::store::sql_rewards::envelope_columns!()
+            ))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .context("Failed to lock an envelope")?;
+            row.as_ref().map(envelope_from_row).transpose()
+        }
+
+        async fn envelope_in(tx: &mut Tx, id: i64) -> anyhow::Result<Envelope> {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                $crate::store::sql_rewards::envelope_columns!(),
+                " FROM red_envelopes WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await
+            .context("Failed to read back an envelope")?;
+            envelope_from_row(&row)
+        }
+
+        async fn latest_bill_in(tx: &mut Tx, envelope_id: i64) -> anyhow::Result<Option<Bill>> {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                $crate::store::sql_rewards::bill_columns!(),
+                " FROM payout_bills WHERE envelope_id = $1 ORDER BY attempt DESC LIMIT 1"
+            ))
+            .bind(envelope_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .context("Failed to read a bill")?;
+            row.as_ref().map(bill_from_row).transpose()
+        }
+
+        /// Starts the next transfer attempt of a granted envelope.
+        async fn new_attempt_in(
+            tx: &mut Tx,
+            envelope: &Envelope,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> anyhow::Result<Bill> {
+            let attempt = envelope.attempts + 1;
+            let out_bill_no = crate::payout::out_bill_no(envelope.id, attempt);
+            sqlx::query(
+                "UPDATE red_envelopes SET state = 'claiming', attempts = $2, updated_at = $3 \
+                 WHERE id = $1 AND state = 'granted'",
+            )
+            .bind(envelope.id)
+            .bind(i32::try_from(attempt)?)
+            .bind(to_db(now))
+            .execute(&mut **tx)
+            .await
+            .context("Failed to mark an envelope claimed")?;
+            let row = sqlx::query(concat!(
+                "INSERT INTO payout_bills (out_bill_no, envelope_id, attempt, state, created_at, \
+                   updated_at) VALUES ($1, $2, $3, 'creating', $4, $4) RETURNING ",
+                $crate::store::sql_rewards::bill_columns!()
+            ))
+            .bind(&out_bill_no)
+            .bind(envelope.id)
+            .bind(i32::try_from(attempt)?)
+            .bind(to_db(now))
+            .fetch_one(&mut **tx)
+            .await
+            .context("Failed to record a transfer attempt")?;
+            bill_from_row(&row)
+        }
 
         fn envelope_from_row(row: &Row) -> anyhow::Result<Envelope> {
             let state: String = row.try_get("state")?;
@@ -618,7 +715,274 @@ macro_rules! reward_store_impl {
                 Ok(expired)
             }
         }
+
+        #[async_trait::async_trait]
+        impl PayoutStore for $store {
+            async fn open_claim(
+                &self,
+                envelope_id: i64,
+                citizen: AccountId,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> anyhow::Result<Option<ClaimStart>> {
+                let mut tx = begin_write(&self.pool).await.context("Failed to begin")?;
+                let Some(envelope) = lock_envelope(&mut tx, envelope_id).await? else {
+                    return Ok(None);
+                };
+                if envelope.citizen_id != citizen {
+                    return Ok(None);
+                }
+                let start = match envelope.state {
+                    EnvelopeState::Granted if envelope.claim_until <= now => {
+                        let states = [EnvelopeState::Granted];
+                        release_in(&mut tx, envelope.id, &states, EnvelopeState::Expired, "unclaimed", now)
+                            .await?;
+                        ClaimStart::Settled(envelope_in(&mut tx, envelope.id).await?)
+                    }
+                    EnvelopeState::Granted => {
+                        let bill = new_attempt_in(&mut tx, &envelope, now).await?;
+                        let envelope = envelope_in(&mut tx, envelope.id).await?;
+                        ClaimStart::Open { envelope, bill }
+                    }
+                    EnvelopeState::Claiming => {
+                        let bill = latest_bill_in(&mut tx, envelope.id)
+                            .await?
+                            .context("a claiming envelope has no bill")?;
+                        ClaimStart::Open { envelope, bill }
+                    }
+                    _ => ClaimStart::Settled(envelope),
+                };
+                tx.commit().await.context("Failed to commit a claim")?;
+                Ok(Some(start))
+            }
+
+            async fn lease_bill(
+                &self,
+                out_bill_no: &str,
+                owner: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                until: chrono::DateTime<chrono::Utc>,
+            ) -> anyhow::Result<bool> {
+                let taken = sqlx::query(
+                    "UPDATE payout_bills SET lease_owner = $2, lease_until = $4 \
+                     WHERE out_bill_no = $1 \
+                       AND (lease_until IS NULL OR lease_until <= $3 OR lease_owner = $2)",
+                )
+                .bind(out_bill_no)
+                .bind(owner)
+                .bind(to_db(now))
+                .bind(to_db(until))
+                .execute(&self.pool)
+                .await
+                .context("Failed to lease a bill")?;
+                Ok(taken.rows_affected() == 1)
+            }
+
+            async fn release_bill(&self, out_bill_no: &str, owner: &str) -> anyhow::Result<()> {
+                sqlx::query(
+                    "UPDATE payout_bills SET lease_owner = NULL, lease_until = NULL \
+                     WHERE out_bill_no = $1 AND lease_owner = $2",
+                )
+                .bind(out_bill_no)
+                .bind(owner)
+                .execute(&self.pool)
+                .await
+                .context("Failed to release a bill")?;
+                Ok(())
+            }
+
+            async fn lease_open_bills(
+                &self,
+                owner: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                until: chrono::DateTime<chrono::Utc>,
+                idle_since: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> anyhow::Result<Vec<Bill>> {
+                // PostgreSQL replicas skip the rows another one is leasing
+                // right now; the lease condition keeps each bill with one.
+                let skip_locked = match ENGINE {
+                    crate::store::Engine::Postgres => " FOR UPDATE SKIP LOCKED",
+                    crate::store::Engine::Sqlite => "",
+                };
+                let sql = format!(
+                    concat!(
+                        "UPDATE payout_bills SET lease_owner = $1, lease_until = $3 \
+                         WHERE out_bill_no IN (SELECT out_bill_no FROM payout_bills \
+                           WHERE state IN ('creating', 'waiting', 'cancelling') \
+                             AND (lease_until IS NULL OR lease_until <= $2) \
+                             AND updated_at <= $4 \
+                           ORDER BY updated_at LIMIT $5{}) \
+                         RETURNING ",
+                        $crate::store::sql_rewards::bill_columns!()
+                    ),
+                    skip_locked
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(owner)
+                    .bind(to_db(now))
+                    .bind(to_db(until))
+                    .bind(to_db(idle_since))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .context("Failed to lease open bills")?;
+                rows.iter().map(bill_from_row).collect()
+            }
+
+            async fn bill(&self, out_bill_no: &str) -> anyhow::Result<Option<Bill>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    $crate::store::sql_rewards::bill_columns!(),
+                    " FROM payout_bills WHERE out_bill_no = $1"
+                ))
+                .bind(out_bill_no)
+                .fetch_optional(&self.pool)
+                .await
+                .context("Failed to read a bill")?;
+                row.as_ref().map(bill_from_row).transpose()
+            }
+
+            async fn update_bill(
+                &self,
+                out_bill_no: &str,
+                update: &BillUpdate,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> anyhow::Result<()> {
+                sqlx::query(
+                    "UPDATE payout_bills SET state = $2, \
+                       transfer_bill_no = COALESCE($3, transfer_bill_no), \
+                       package_info = COALESCE($4, package_info), updated_at = $5 \
+                     WHERE out_bill_no = $1 AND state IN ('creating', 'waiting', 'cancelling')",
+                )
+                .bind(out_bill_no)
+                .bind(update.state.as_str())
+                .bind(&update.transfer_bill_no)
+                .bind(&update.package_info)
+                .bind(to_db(now))
+                .execute(&self.pool)
+                .await
+                .context("Failed to update a bill")?;
+                Ok(())
+            }
+
+            async fn settle_bill(
+                &self,
+                out_bill_no: &str,
+                settlement: &Settlement,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> anyhow::Result<Option<Envelope>> {
+                let mut tx = begin_write(&self.pool).await.context("Failed to begin")?;
+                let envelope_id: Option<i64> =
+                    sqlx::query_scalar("SELECT envelope_id FROM payout_bills WHERE out_bill_no = $1")
+                        .bind(out_bill_no)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .context("Failed to find a bill")?;
+                let Some(envelope_id) = envelope_id else {
+                    return Ok(None);
+                };
+                let envelope = lock_envelope(&mut tx, envelope_id).await?.context("a bill without envelope")?;
+                let (state, reason) = match settlement {
+                    Settlement::Paid => (BillState::Success, None),
+                    Settlement::Closed { reason } => (BillState::Closed, Some(reason.clone())),
+                };
+                let ended = sqlx::query(
+                    "UPDATE payout_bills SET state = $2, fail_reason = $3, updated_at = $4 \
+                     WHERE out_bill_no = $1 AND state IN ('creating', 'waiting', 'cancelling')",
+                )
+                .bind(out_bill_no)
+                .bind(state.as_str())
+                .bind(&reason)
+                .bind(to_db(now))
+                .execute(&mut *tx)
+                .await
+                .context("Failed to end a bill")?;
+                if ended.rows_affected() == 0 {
+                    tx.rollback().await.context("Failed to roll back")?;
+                    return Ok(Some(envelope));
+                }
+
+                match settlement {
+                    Settlement::Paid => {
+                        sqlx::query(
+                            "UPDATE red_envelopes SET state = 'paid', paid_at = $2, updated_at = $2 \
+                             WHERE id = $1 AND state = 'claiming'",
+                        )
+                        .bind(envelope.id)
+                        .bind(to_db(now))
+                        .execute(&mut *tx)
+                        .await
+                        .context("Failed to mark an envelope paid")?;
+                        post_in(&mut tx, envelope.id, EntryKind::Payout, envelope.amount_fen, now).await?;
+                    }
+                    Settlement::Closed { reason } => {
+                        close_attempt_in(&mut tx, &envelope, reason, now).await?;
+                    }
+                }
+                let envelope = envelope_in(&mut tx, envelope.id).await?;
+                tx.commit().await.context("Failed to commit a settled bill")?;
+                Ok(Some(envelope))
+            }
+
+            async fn record_notification(
+                &self,
+                id: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> anyhow::Result<bool> {
+                let inserted = sqlx::query(
+                    "INSERT INTO payout_notifications (id, received_at) VALUES ($1, $2) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(to_db(now))
+                .execute(&self.pool)
+                .await
+                .context("Failed to record a notification")?;
+                Ok(inserted.rows_affected() == 1)
+            }
+
+            async fn bills_of(&self, envelope_id: i64) -> anyhow::Result<Vec<Bill>> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    $crate::store::sql_rewards::bill_columns!(),
+                    " FROM payout_bills WHERE envelope_id = $1 ORDER BY attempt"
+                ))
+                .bind(envelope_id)
+                .fetch_all(&self.pool)
+                .await
+                .context("Failed to read an envelope's bills")?;
+                rows.iter().map(bill_from_row).collect()
+            }
+        }
+
+        /// After a bill closed unpaid: the envelope may be claimed again,
+        /// unless its window passed (expired) or its attempts ran out
+        /// (failed, with the provider's reason for staff).
+        async fn close_attempt_in(
+            tx: &mut Tx,
+            envelope: &Envelope,
+            reason: &str,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> anyhow::Result<()> {
+            let claiming = [EnvelopeState::Claiming];
+            if envelope.claim_until <= now {
+                release_in(tx, envelope.id, &claiming, EnvelopeState::Expired, "unclaimed", now).await?;
+            } else if envelope.attempts >= red_envelope::MAX_TRANSFER_ATTEMPTS {
+                release_in(tx, envelope.id, &claiming, EnvelopeState::Failed, reason, now).await?;
+            } else {
+                sqlx::query(
+                    "UPDATE red_envelopes SET state = 'granted', updated_at = $2 \
+                     WHERE id = $1 AND state = 'claiming'",
+                )
+                .bind(envelope.id)
+                .bind(to_db(now))
+                .execute(&mut **tx)
+                .await
+                .context("Failed to reopen an envelope")?;
+            }
+            Ok(())
+        }
     };
 }
 
-pub(crate) use {envelope_columns, reward_store_impl};
+pub(crate) use {bill_columns, envelope_columns, reward_store_impl};

@@ -100,6 +100,7 @@ impl TestApp {
         // replica reads revocations from the store.
         config.supervision_interval = None;
         config.revocation_sync_interval = None;
+        config.payout_reconcile_interval = None;
         if engine == Engine::Postgres {
             config.redis_url = Some(redis_url());
             config.redis_prefix = format!("huying-test:{}:", random_name());
@@ -313,7 +314,7 @@ fn schema_digest() -> String {
     digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn fresh_postgres_database() -> String {
+pub async fn fresh_postgres_database() -> String {
     let template = template_database().await;
     let name = format!("huying_test_{}", random_name());
     let admin = admin_database_url();

@@ -3,6 +3,7 @@
 //! Redis). All modules compile into this one test binary.
 
 mod citizen_world;
+mod fake_wechat_pay;
 mod fakes;
 mod helpers;
 
@@ -30,3 +31,4 @@ mod staff_accounts;
 mod supervision;
 mod validation;
 mod watch;
+mod wechat_pay;
