@@ -19,13 +19,14 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::api::access::AccessLayer;
 use crate::api::logging::RpcLogLayer;
-use crate::api::{AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, StaffAccountApi};
+use crate::api::{AbuseApi, AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, StaffAccountApi};
 use crate::bus::{EventBus, LocalBus, RedisBus};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::category::CategoryStandard;
 use crate::limiter::{MemoryLimiter, RateLimiter, RedisLimiter};
 use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::proto::v1::abuse_service_server::AbuseServiceServer;
 use crate::proto::v1::audit_service_server::AuditServiceServer;
 use crate::proto::v1::auth_service_server::AuthServiceServer;
 use crate::proto::v1::case_service_server::CaseServiceServer;
@@ -49,6 +50,7 @@ const HEALTH_NAMES: &[&str] = &[
     "huying.v1.DirectoryService",
     "huying.v1.StaffAccountService",
     "huying.v1.AuditService",
+    "huying.v1.AbuseService",
 ];
 
 /// A running server.
@@ -121,6 +123,9 @@ impl Application {
                 Arc::clone(&services),
             )))
             .add_service(AuditServiceServer::new(AuditApi::new(Arc::clone(
+                &services,
+            ))))
+            .add_service(AbuseServiceServer::new(AbuseApi::new(Arc::clone(
                 &services,
             ))))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {

@@ -59,6 +59,7 @@ const SUPERVISORS: &[Role] = &[UnitSupervisor, DistrictSupervisor];
 const FOLLOW_UP: &[Role] = &[Dispatcher, DistrictSupervisor];
 const SYSTEM_ADMIN: &[Role] = &[SystemAdmin];
 const AUDIT_ADMIN: &[Role] = &[AuditAdmin];
+const SECURITY_ADMIN: &[Role] = &[SecurityAdmin];
 /// Every staff role reads the directory and calendar.
 const STAFF: &[Role] = &[
     Dispatcher,
@@ -328,6 +329,21 @@ pub const RULES: &[Rule] = &[
     rule(
         "/huying.v1.AuditService/ListAuditRecords",
         Audience::Roles(AUDIT_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.AbuseService/AddBlock",
+        Audience::Roles(SECURITY_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.AbuseService/LiftBlock",
+        Audience::Roles(SECURITY_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.AbuseService/ListBlocks",
+        Audience::Roles(SECURITY_ADMIN),
         Scope::Anything,
     ),
 ];

@@ -6,7 +6,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::web::GrpcWebCall;
-use super::{caller, convert};
+use super::{caller, client_device, convert};
 use crate::domain::complaint::ComplaintId;
 use crate::proto::v1 as pb;
 use crate::proto::v1::citizen_service_server::CitizenService;
@@ -32,8 +32,12 @@ impl CitizenService for CitizenApi {
         request: Request<pb::FileComplaintRequest>,
     ) -> Result<Response<pb::FileComplaintResponse>, Status> {
         let citizen = caller(&request)?;
+        let device = client_device(&request)?;
         let input = convert::filing_input(request.into_inner());
-        let (complaint, replayed) = self.services.file_complaint(&citizen, input).await?;
+        let (complaint, replayed) = self
+            .services
+            .file_complaint(&citizen, device, input)
+            .await?;
         Ok(Response::new(pb::FileComplaintResponse {
             complaint: Some(convert::complaint(&complaint)),
             replayed,

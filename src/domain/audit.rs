@@ -55,6 +55,8 @@ audit_actions! {
     CalendarLoaded => "directory.calendar_loaded",
     ContactRevealed => "case.contact_revealed",
     AuditPurged => "audit.purged",
+    BlockAdded => "abuse.block_added",
+    BlockLifted => "abuse.block_lifted",
 }
 
 /// A record about to be written.

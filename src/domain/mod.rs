@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod block;
 pub mod calendar;
 pub mod case;
 pub mod category;

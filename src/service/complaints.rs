@@ -6,6 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
 use super::Services;
 use crate::domain::account::Principal;
+use crate::domain::block::{BlockSubjects, DeviceId};
 use crate::domain::complaint::{
     Complaint, ComplaintChange, ComplaintId, ComplaintStatus, FilingInput, NewComplaint, Rework,
     Satisfaction, parse_optional_note,
@@ -27,16 +28,39 @@ pub struct ComplaintPage {
 }
 
 impl Services {
-    /// Files a complaint. Returns it and whether this call was a retry of an
-    /// earlier one with the same request id.
+    /// Files a complaint from `device` (as the app names it). Returns it and
+    /// whether this call was a retry of an earlier one with the same
+    /// request id.
     pub async fn file_complaint(
         &self,
         citizen: &Principal,
+        device: Option<DeviceId>,
         input: FilingInput,
     ) -> Result<(Complaint, bool), DomainError> {
         let filing = input.parse(&self.standard, &self.service_area)?;
         let fingerprint = filing.fingerprint();
         let now = self.clock.now();
+
+        let subjects = BlockSubjects {
+            citizen: Some(citizen.account_id),
+            device,
+            phone_indexes: filing
+                .contact_phone
+                .iter()
+                .map(|phone| self.cipher.blind_index(phone))
+                .collect(),
+        };
+        if let Err(blocked) = self.ensure_not_blocked(&subjects).await {
+            // A retry of something filed before the block is still answered.
+            let existing = self
+                .store
+                .find_filing(citizen.account_id, &filing.request_id)
+                .await?;
+            return match existing {
+                Some(existing) => replayed(existing, &fingerprint),
+                None => Err(blocked),
+            };
+        }
 
         let key = format!("file:{}", citizen.account_id);
         if let Decision::Limited { retry_after } = self.check_limit(&key, now).await {

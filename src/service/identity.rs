@@ -116,6 +116,12 @@ impl Services {
         };
         let now = self.clock.now();
         let phone_index = self.cipher.blind_index(&phone);
+        // A blocked number gets no codes: no texts paid for, no new account.
+        let blocked = crate::domain::block::BlockSubjects {
+            phone_indexes: vec![phone_index.clone()],
+            ..Default::default()
+        };
+        self.ensure_not_blocked(&blocked).await?;
         self.check_sms_limits(&phone_index, address, now).await?;
 
         let code = otp::new_code();

@@ -2,6 +2,7 @@
 //! can do. They combine the domain rules with the adapters (store, bus,
 //! limiter, clock) and know nothing of gRPC.
 
+pub mod abuse;
 pub mod audit;
 pub mod auth;
 pub mod cases;

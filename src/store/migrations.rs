@@ -38,6 +38,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0005_staff_accounts_audit.sql"),
         include_str!("../../migrations/sqlite/0005_staff_accounts_audit.sql"),
     ),
+    (
+        6,
+        "block lists",
+        include_str!("../../migrations/postgres/0006_abuse.sql"),
+        include_str!("../../migrations/sqlite/0006_abuse.sql"),
+    ),
 ];
 
 pub fn migrator(engine: Engine) -> Migrator {

@@ -3,10 +3,12 @@
 //! (see `sql.rs`); each engine module supplies its connection set-up, how a
 //! write transaction begins and how times are stored.
 
+pub mod abuse;
 pub mod identity;
 mod migrations;
 pub mod postgres;
 mod sql;
+mod sql_abuse;
 mod sql_cases;
 mod sql_identity;
 mod sql_staff;
@@ -216,7 +218,9 @@ pub trait CaseStore: Send + Sync + 'static {
 }
 
 #[async_trait]
-pub trait Store: CaseStore + staff::StaffStore + IdentityStore + Send + Sync + 'static {
+pub trait Store:
+    CaseStore + staff::StaffStore + IdentityStore + abuse::AbuseStore + Send + Sync + 'static
+{
     fn engine(&self) -> Engine;
 
     /// Fails when the database cannot be reached.

@@ -8,6 +8,7 @@ mod helpers;
 
 mod access;
 mod audit;
+mod blocks;
 mod cases;
 mod categories;
 mod filing;
