@@ -23,6 +23,7 @@ mod rating;
 mod reflection;
 mod replicas;
 mod revocation;
+mod scopes;
 mod sessions;
 mod signin_phone;
 mod signin_wechat;
