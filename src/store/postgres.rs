@@ -26,6 +26,13 @@ async fn begin_write(pool: &PgPool) -> sqlx::Result<sqlx::Transaction<'static, s
     pool.begin().await
 }
 
+/// A read that must see one moment: every statement in it reads the same
+/// snapshot.
+async fn begin_snapshot(pool: &PgPool) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+}
+
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,

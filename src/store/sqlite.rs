@@ -32,6 +32,14 @@ async fn begin_write(pool: &SqlitePool) -> sqlx::Result<sqlx::Transaction<'stati
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
+/// A read that must see one moment: in WAL mode a deferred transaction
+/// reads one snapshot from its first statement to its end.
+async fn begin_snapshot(
+    pool: &SqlitePool,
+) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    pool.begin_with("BEGIN DEFERRED").await
+}
+
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
