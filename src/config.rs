@@ -13,9 +13,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-pub use self::citizen::{CitizenSignInConfig, SmsLimits};
+pub use self::citizen::CitizenSignInConfig;
 use crate::domain::geo::{GeoPoint, ServiceArea};
-use crate::limiter::Quota;
+use crate::domain::client::TrustedProxies;
+use crate::limiter::Policies;
 use crate::security::Keys;
 use crate::security::keys::decode_key;
 
@@ -41,8 +42,10 @@ pub struct Config {
     /// Replaces the bundled classification standard.
     pub categories_file: Option<PathBuf>,
     pub service_area: ServiceArea,
-    /// Complaints one citizen may file.
-    pub filing_quota: Quota,
+    /// How often each action may be taken per subject (`HUYING_RATE_LIMITS`).
+    pub rate_limits: Policies,
+    /// Proxies whose `X-Forwarded-For` names the client (`HUYING_TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
     pub access_token_ttl: chrono::Duration,
     pub refresh_token_ttl: chrono::Duration,
     /// How often the health service re-checks the database.
@@ -111,12 +114,20 @@ impl Config {
             config.cors_origins = origins.split(',').map(|o| o.trim().to_owned()).collect();
         }
         config.categories_file = var("HUYING_CATEGORIES_FILE").map(PathBuf::from);
-        if let Some(burst) = var("HUYING_FILING_BURST") {
-            config.filing_quota.burst = burst.parse().context("HUYING_FILING_BURST")?;
+        for replaced in ["HUYING_FILING_BURST", "HUYING_FILING_PERIOD_SECS"] {
+            if var(replaced).is_some() {
+                bail!("{replaced} is replaced by HUYING_RATE_LIMITS, e.g. file.citizen=10/1h");
+            }
         }
-        if let Some(secs) = var("HUYING_FILING_PERIOD_SECS") {
-            config.filing_quota.period =
-                Duration::from_secs(secs.parse().context("HUYING_FILING_PERIOD_SECS")?);
+        if let Some(limits) = var("HUYING_RATE_LIMITS") {
+            config
+                .rate_limits
+                .apply(&limits)
+                .context("HUYING_RATE_LIMITS")?;
+        }
+        if let Some(proxies) = var("HUYING_TRUSTED_PROXIES") {
+            config.trusted_proxies =
+                TrustedProxies::parse(&proxies).context("HUYING_TRUSTED_PROXIES")?;
         }
         if let Some(km) = var("HUYING_SERVICE_RADIUS_KM") {
             config.service_area.radius_km = km.parse().context("HUYING_SERVICE_RADIUS_KM")?;
@@ -167,10 +178,8 @@ impl Config {
             cors_origins: Vec::new(),
             categories_file: None,
             service_area: bundled_service_area(),
-            filing_quota: Quota {
-                burst: 10,
-                period: Duration::from_secs(3600),
-            },
+            rate_limits: Policies::default(),
+            trusted_proxies: TrustedProxies::default(),
             access_token_ttl: chrono::Duration::minutes(15),
             refresh_token_ttl: chrono::Duration::days(30),
             health_probe_interval: Duration::from_secs(5),
@@ -194,8 +203,10 @@ impl Config {
         if !self.is_embedded() && self.redis_url.is_none() {
             bail!("HUYING_REDIS_URL is required with PostgreSQL: replicas must share rate limits");
         }
-        if self.filing_quota.burst == 0 || self.filing_quota.period.is_zero() {
-            bail!("the filing quota needs a burst and a period above zero");
+        // The hash tag of a limiter key is its first {…}: braces in the
+        // prefix would put every key in one cluster slot.
+        if self.redis_prefix.contains(['{', '}']) {
+            bail!("HUYING_REDIS_PREFIX must not contain braces");
         }
         if self.lockout.max_failures == 0 || self.lockout.lock_for <= chrono::Duration::zero() {
             bail!("the staff lock-out needs a failure count and a lock time above zero");

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod case;
 mod citizen;
+pub mod client;
 pub mod codec;
 mod convert;
 mod directory;
