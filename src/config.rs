@@ -14,8 +14,8 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 pub use self::citizen::CitizenSignInConfig;
-use crate::domain::geo::{GeoPoint, ServiceArea};
 use crate::domain::client::TrustedProxies;
+use crate::domain::geo::{GeoPoint, ServiceArea};
 use crate::limiter::Policies;
 use crate::security::Keys;
 use crate::security::keys::decode_key;

@@ -88,11 +88,15 @@ impl Cidr {
     pub fn contains(&self, address: IpAddr) -> bool {
         match (self.network, address.to_canonical()) {
             (IpAddr::V4(network), IpAddr::V4(address)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(network) & mask == u32::from(address) & mask
             }
             (IpAddr::V6(network), IpAddr::V6(address)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(network) & mask == u128::from(address) & mask
             }
             _ => false,
@@ -200,13 +204,19 @@ mod tests {
         assert_eq!(trusted.client_ip(peer, &["203.0.113.7"]), ip("203.0.113.7"));
         assert_eq!(trusted.client_ip(peer, &[]), peer);
         // Only proxies in the chain: the left-most is as far as it goes.
-        assert_eq!(trusted.client_ip(peer, &["10.0.0.5, 10.0.0.6"]), ip("10.0.0.5"));
+        assert_eq!(
+            trusted.client_ip(peer, &["10.0.0.5, 10.0.0.6"]),
+            ip("10.0.0.5")
+        );
         // Ports and IPv6 brackets, as some proxies write them.
         assert_eq!(
             trusted.client_ip(peer, &["[2001:db8::7]:443"]),
             ip("2001:db8::7")
         );
-        assert_eq!(trusted.client_ip(peer, &["203.0.113.7:4711"]), ip("203.0.113.7"));
+        assert_eq!(
+            trusted.client_ip(peer, &["203.0.113.7:4711"]),
+            ip("203.0.113.7")
+        );
     }
 
     #[test]
@@ -226,21 +236,40 @@ mod tests {
         let trusted = proxies("127.0.0.1/32");
         let mapped = ip("::ffff:127.0.0.1");
 
-        assert_eq!(trusted.client_ip(mapped, &["203.0.113.7"]), ip("203.0.113.7"));
+        assert_eq!(
+            trusted.client_ip(mapped, &["203.0.113.7"]),
+            ip("203.0.113.7")
+        );
     }
 
     #[test]
     fn blocks_parse_with_clear_errors() {
-        assert!(Cidr::parse("10.0.0.0/8").unwrap().contains(ip("10.255.0.1")));
+        assert!(
+            Cidr::parse("10.0.0.0/8")
+                .unwrap()
+                .contains(ip("10.255.0.1"))
+        );
         assert!(!Cidr::parse("10.0.0.0/8").unwrap().contains(ip("11.0.0.1")));
         assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("192.0.2.1")));
-        assert!(Cidr::parse("2001:db8::/32").unwrap().contains(ip("2001:db8:1::1")));
-        assert!(!Cidr::parse("2001:db8::/32").unwrap().contains(ip("10.0.0.1")));
+        assert!(
+            Cidr::parse("2001:db8::/32")
+                .unwrap()
+                .contains(ip("2001:db8:1::1"))
+        );
+        assert!(
+            !Cidr::parse("2001:db8::/32")
+                .unwrap()
+                .contains(ip("10.0.0.1"))
+        );
         assert!(Cidr::parse("192.0.2.1").unwrap().contains(ip("192.0.2.1")));
 
-        let error = TrustedProxies::parse("10.0.0.0/33").unwrap_err().to_string();
+        let error = TrustedProxies::parse("10.0.0.0/33")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("prefix length must be 0 to 32"), "{error}");
-        let error = TrustedProxies::parse("proxy.local").unwrap_err().to_string();
+        let error = TrustedProxies::parse("proxy.local")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("not an address"), "{error}");
         assert!(TrustedProxies::parse(" , ").is_err());
     }
@@ -259,7 +288,10 @@ mod tests {
             client("2001:db8:1:2::1").address_bucket().unwrap(),
             "2001:db8:1:2::/64"
         );
-        assert_eq!(client("203.0.113.7").address_bucket().unwrap(), "203.0.113.7");
+        assert_eq!(
+            client("203.0.113.7").address_bucket().unwrap(),
+            "203.0.113.7"
+        );
     }
 
     #[test]

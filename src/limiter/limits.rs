@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{Decision, MemoryLimiter, Outage, Policies, Policy, RateLimiter, RedisLimiter, Subject};
+use super::{
+    Decision, MemoryLimiter, Outage, Policies, Policy, RateLimiter, RedisLimiter, Subject,
+};
 use crate::clock::Clock;
 
 /// How often an outage of the shared limiter is logged while it lasts:
@@ -227,7 +229,10 @@ mod tests {
         assert_eq!(limits.check(&file).await, Ok(()));
         assert!(matches!(
             limits.check(&file).await,
-            Err(Refusal::Limited { policy: Policy::FileCitizen, .. })
+            Err(Refusal::Limited {
+                policy: Policy::FileCitizen,
+                ..
+            })
         ));
         assert_eq!(
             limits.check(&[check(Policy::SmsPhone, "1")]).await,
@@ -257,7 +262,10 @@ mod tests {
 
         // The refused request did not spend the shared address's budget.
         for n in 2..=5 {
-            let other = [check(Policy::FileCitizen, &n.to_string()), checks[1].clone()];
+            let other = [
+                check(Policy::FileCitizen, &n.to_string()),
+                checks[1].clone(),
+            ];
             limits.check(&other).await.unwrap();
         }
         let sixth = [check(Policy::FileCitizen, "6"), checks[1].clone()];

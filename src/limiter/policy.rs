@@ -212,7 +212,7 @@ fn parse_period(text: &str) -> Option<Duration> {
 fn format_period(period: Duration) -> String {
     let seconds = period.as_secs();
     for (unit, size) in [("d", DAY), ("h", HOUR), ("m", MINUTE)] {
-        if seconds % size == 0 {
+        if seconds.is_multiple_of(size) {
             return format!("{}{unit}", seconds / size);
         }
     }
@@ -283,7 +283,9 @@ mod tests {
     #[test]
     fn named_policies_change_and_the_rest_keep_their_defaults() {
         let mut policies = Policies::default();
-        policies.apply(" file.citizen = 5/2h , sms.ip=7/90s,").unwrap();
+        policies
+            .apply(" file.citizen = 5/2h , sms.ip=7/90s,")
+            .unwrap();
 
         assert_eq!(policies.quota(Policy::FileCitizen), quota(5, 7200));
         assert_eq!(policies.quota(Policy::SmsIp), quota(7, 90));
@@ -293,10 +295,16 @@ mod tests {
     #[test]
     fn mistakes_are_named_and_change_nothing() {
         let cases = [
-            ("file.citzen=1/1h", "unknown policy \"file.citzen\"; known: file.citizen"),
+            (
+                "file.citzen=1/1h",
+                "unknown policy \"file.citzen\"; known: file.citizen",
+            ),
             ("file.citizen=10", "must look like name=count/period"),
             ("file.citizen", "must look like name=count/period"),
-            ("file.citizen=0/1h", "file.citizen: the count must be a whole number above"),
+            (
+                "file.citizen=0/1h",
+                "file.citizen: the count must be a whole number above",
+            ),
             ("file.citizen=-1/1h", "the count must be"),
             ("file.citizen=1/1w", "file.citizen: the period must be like"),
             ("file.citizen=1/0m", "the period must be"),
@@ -325,7 +333,10 @@ mod tests {
     #[test]
     fn one_subjects_keys_share_a_hash_tag() {
         let citizen = Subject::new("citizen", "42");
-        assert_eq!(citizen.key(Policy::FileCitizen), "rl:{citizen:42}:file.citizen");
+        assert_eq!(
+            citizen.key(Policy::FileCitizen),
+            "rl:{citizen:42}:file.citizen"
+        );
         assert_eq!(
             Subject::new("ip", "2001:db8::/64").key(Policy::SmsIp),
             "rl:{ip:2001:db8::/64}:sms.ip"
@@ -343,7 +354,10 @@ mod tests {
             assert!(!text[1..].contains(['{', '}']), "{text}");
         }
         assert_eq!(tricky, Subject::new("staff", "a}b{c"));
-        assert_eq!(Subject::private("wechat", "o-1").to_string().len(), "wechat:#".len() + 24);
+        assert_eq!(
+            Subject::private("wechat", "o-1").to_string().len(),
+            "wechat:#".len() + 24
+        );
         assert_ne!(tricky, Subject::new("staff", "a}b{d"));
     }
 }

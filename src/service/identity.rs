@@ -11,11 +11,11 @@ use super::auth::SignedIn;
 use super::limits::address_check;
 use crate::config::CitizenSignInConfig;
 use crate::domain::account::{AccountId, Principal};
-use crate::domain::client::ClientContext;
 use crate::domain::citizen::{
     CodePolicy, NoticeDecision, OneTimeCode, WeChatLoginCode, notice_not_accepted,
     privacy_notice_decision,
 };
+use crate::domain::client::ClientContext;
 use crate::domain::error::{DomainError, Violations};
 use crate::domain::phone::PhoneNumber;
 use crate::limiter::{Check, Policy, Subject};

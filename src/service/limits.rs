@@ -11,9 +11,15 @@ use crate::limiter::{Check, Policy, Refusal, Subject};
 /// The credential a sign-in attempt names, counted by `signin.account`.
 #[derive(Debug, Clone, Copy)]
 pub enum SignInAttempt<'a> {
-    Dev { subject: &'a str },
-    Staff { username: &'a str },
-    Phone { phone: &'a str },
+    Dev {
+        subject: &'a str,
+    },
+    Staff {
+        username: &'a str,
+    },
+    Phone {
+        phone: &'a str,
+    },
     /// A `wx.login` code names nobody until WeChat answers; the account is
     /// counted after the exchange.
     WeChat,
