@@ -308,6 +308,17 @@ mod tests {
     }
 
     #[test]
+    fn a_redis_prefix_with_braces_is_refused() {
+        let mut config = Config::embedded_defaults(
+            "sqlite://huying-data/huying.db".to_owned(),
+            Keys::derived_from(b"k"),
+        );
+        config.redis_prefix = "huying:{a}:".to_owned();
+        let error = config.check().unwrap_err().to_string();
+        assert!(error.contains("HUYING_REDIS_PREFIX"), "{error}");
+    }
+
+    #[test]
     fn postgres_without_redis_is_refused() {
         let mut config = Config::embedded_defaults(
             "postgres://localhost/huying".to_owned(),

@@ -28,6 +28,11 @@ pub fn client<T>(request: &tonic::Request<T>) -> ClientContext {
         .unwrap_or_default()
 }
 
+// TODO(limits): only `X-Forwarded-For` is read; a proxy that writes the
+// standard `Forwarded` header (RFC 7239) instead needs it read the same way.
+// TODO(limits): the device id is optional, so a scripted client escapes
+// `file.device` by leaving it out (the citizen and address limits still
+// hold); requiring it needs every app release to send it first.
 fn client_context<B>(
     request: &Request<B>,
     trusted: &TrustedProxies,

@@ -103,8 +103,12 @@ impl Limits {
     /// refusal. Put the narrowest subject first, so that one caller's
     /// excess is refused before it spends a budget others share.
     pub async fn check(&self, checks: &[Check]) -> Result<(), Refusal> {
+        // Once Redis has failed this request, its other checks do not wait
+        // for it again.
+        let mut unreachable = false;
         for check in checks {
-            if let Decision::Limited { retry_after } = self.acquire(check).await? {
+            if let Decision::Limited { retry_after } = self.acquire(check, &mut unreachable).await?
+            {
                 return Err(Refusal::Limited {
                     policy: check.policy,
                     retry_after,
@@ -114,22 +118,31 @@ impl Limits {
         Ok(())
     }
 
-    async fn acquire(&self, check: &Check) -> Result<Decision, Refusal> {
+    // TODO(limits): while Redis is down every request still tries it once
+    // (a refused connection fails at once, a silent one after a second); a
+    // circuit breaker that skips Redis for a few seconds after a failure
+    // would spare the wait when packets are dropped rather than refused.
+    async fn acquire(&self, check: &Check, unreachable: &mut bool) -> Result<Decision, Refusal> {
         let key = check.subject.key(check.policy);
         let quota = self.policies.quota(check.policy);
         let Some(shared) = &self.shared else {
             return Ok(self.local_decision(&key, quota).await);
         };
 
-        let error = match shared.limiter.acquire(&key, quota).await {
-            Ok(decision) => {
-                if shared.down.swap(false, Ordering::Relaxed) {
-                    tracing::info!(limiter = %shared.name, "rate limiter reachable again");
+        let error = if *unreachable {
+            anyhow::anyhow!("Redis failed earlier in this request")
+        } else {
+            match shared.limiter.acquire(&key, quota).await {
+                Ok(decision) => {
+                    if shared.down.swap(false, Ordering::Relaxed) {
+                        tracing::info!(limiter = %shared.name, "rate limiter reachable again");
+                    }
+                    return Ok(decision);
                 }
-                return Ok(decision);
+                Err(error) => error,
             }
-            Err(error) => error,
         };
+        *unreachable = true;
         shared.down.store(true, Ordering::Relaxed);
         let now = self.clock.now();
         match check.policy.outage() {
@@ -193,27 +206,36 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::limiter::Quota;
 
-    /// A shared limiter that is down.
-    struct Unreachable;
+    /// A shared limiter that is down, counting how often it was asked.
+    #[derive(Default)]
+    struct Unreachable(std::sync::atomic::AtomicUsize);
 
     #[async_trait::async_trait]
     impl RateLimiter for Unreachable {
         async fn acquire(&self, _key: &str, _quota: Quota) -> anyhow::Result<Decision> {
+            self.0.fetch_add(1, Ordering::Relaxed);
             anyhow::bail!("connection refused")
         }
     }
 
-    fn limits_without_redis(text: &str) -> (Limits, Arc<ManualClock>) {
+    fn limits_without_redis(text: &str) -> (Limits, Arc<Unreachable>) {
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let mut policies = Policies::default();
         policies.apply(text).unwrap();
-        let limits = Limits::over(
-            policies,
-            Arc::new(Unreachable),
-            "test".to_owned(),
-            clock.clone(),
-        );
-        (limits, clock)
+        let redis = Arc::new(Unreachable::default());
+        let limits = Limits::over(policies, redis.clone(), "test".to_owned(), clock);
+        (limits, redis)
+    }
+
+    #[tokio::test]
+    async fn a_request_asks_a_failed_redis_only_once() {
+        let (limits, redis) = limits_without_redis("");
+        let checks = [check(Policy::FileCitizen, "1"), check(Policy::FileIp, "a")];
+
+        limits.check(&checks).await.unwrap();
+        limits.check(&checks).await.unwrap();
+
+        assert_eq!(redis.0.load(Ordering::Relaxed), 2);
     }
 
     fn check(policy: Policy, id: &str) -> Check {
