@@ -114,21 +114,7 @@ impl Config {
             config.cors_origins = origins.split(',').map(|o| o.trim().to_owned()).collect();
         }
         config.categories_file = var("HUYING_CATEGORIES_FILE").map(PathBuf::from);
-        for replaced in ["HUYING_FILING_BURST", "HUYING_FILING_PERIOD_SECS"] {
-            if var(replaced).is_some() {
-                bail!("{replaced} is replaced by HUYING_RATE_LIMITS, e.g. file.citizen=10/1h");
-            }
-        }
-        if let Some(limits) = var("HUYING_RATE_LIMITS") {
-            config
-                .rate_limits
-                .apply(&limits)
-                .context("HUYING_RATE_LIMITS")?;
-        }
-        if let Some(proxies) = var("HUYING_TRUSTED_PROXIES") {
-            config.trusted_proxies =
-                TrustedProxies::parse(&proxies).context("HUYING_TRUSTED_PROXIES")?;
-        }
+        (config.rate_limits, config.trusted_proxies) = limits_from_env(&var)?;
         if let Some(km) = var("HUYING_SERVICE_RADIUS_KM") {
             config.service_area.radius_km = km.parse().context("HUYING_SERVICE_RADIUS_KM")?;
         }
@@ -232,6 +218,26 @@ impl Config {
     }
 }
 
+/// `HUYING_RATE_LIMITS` over the default policies, and the trusted proxies.
+fn limits_from_env(
+    var: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<(Policies, TrustedProxies)> {
+    for replaced in ["HUYING_FILING_BURST", "HUYING_FILING_PERIOD_SECS"] {
+        if var(replaced).is_some() {
+            bail!("{replaced} is replaced by HUYING_RATE_LIMITS, e.g. file.citizen=10/1h");
+        }
+    }
+    let mut policies = Policies::default();
+    if let Some(limits) = var("HUYING_RATE_LIMITS") {
+        policies.apply(&limits).context("HUYING_RATE_LIMITS")?;
+    }
+    let proxies = match var("HUYING_TRUSTED_PROXIES") {
+        Some(proxies) => TrustedProxies::parse(&proxies).context("HUYING_TRUSTED_PROXIES")?,
+        None => TrustedProxies::default(),
+    };
+    Ok((policies, proxies))
+}
+
 /// "1:<64 hex digits>,2:<64 hex digits>"; the highest version encrypts.
 fn parse_data_keys(text: &str) -> anyhow::Result<Vec<(u32, [u8; 32])>> {
     text.split(',')
@@ -305,6 +311,37 @@ mod tests {
         assert!(config.check().is_err());
         config.audit_retention = chrono::Duration::days(183);
         assert!(config.check().is_ok());
+    }
+
+    fn limits_from(pairs: &[(&str, &str)]) -> anyhow::Result<(Policies, TrustedProxies)> {
+        let var = |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        };
+        limits_from_env(&var)
+    }
+
+    #[test]
+    fn rate_limits_and_proxies_come_from_the_environment_with_named_errors() {
+        let (policies, proxies) = limits_from(&[
+            ("HUYING_RATE_LIMITS", "file.citizen=3/1h"),
+            ("HUYING_TRUSTED_PROXIES", "10.0.0.0/8"),
+        ])
+        .unwrap();
+        assert_eq!(policies.quota(crate::limiter::Policy::FileCitizen).burst, 3);
+        assert!(!proxies.is_empty());
+        assert_eq!(limits_from(&[]).unwrap().0, Policies::default());
+
+        for (name, value) in [
+            ("HUYING_RATE_LIMITS", "file.citizen=3"),
+            ("HUYING_TRUSTED_PROXIES", "10.0.0.0/40"),
+            ("HUYING_FILING_BURST", "10"),
+        ] {
+            let error = format!("{:#}", limits_from(&[(name, value)]).unwrap_err());
+            assert!(error.starts_with(name), "{error}");
+        }
     }
 
     #[test]
