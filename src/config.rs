@@ -13,9 +13,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-pub use self::citizen::{CitizenSignInConfig, SmsLimits};
+pub use self::citizen::CitizenSignInConfig;
+use crate::domain::client::TrustedProxies;
 use crate::domain::geo::{GeoPoint, ServiceArea};
-use crate::limiter::Quota;
+use crate::limiter::Policies;
 use crate::security::Keys;
 use crate::security::keys::decode_key;
 
@@ -41,8 +42,10 @@ pub struct Config {
     /// Replaces the bundled classification standard.
     pub categories_file: Option<PathBuf>,
     pub service_area: ServiceArea,
-    /// Complaints one citizen may file.
-    pub filing_quota: Quota,
+    /// How often each action may be taken per subject (`HUYING_RATE_LIMITS`).
+    pub rate_limits: Policies,
+    /// Proxies whose `X-Forwarded-For` names the client (`HUYING_TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
     pub access_token_ttl: chrono::Duration,
     pub refresh_token_ttl: chrono::Duration,
     /// How often the health service re-checks the database.
@@ -111,13 +114,7 @@ impl Config {
             config.cors_origins = origins.split(',').map(|o| o.trim().to_owned()).collect();
         }
         config.categories_file = var("HUYING_CATEGORIES_FILE").map(PathBuf::from);
-        if let Some(burst) = var("HUYING_FILING_BURST") {
-            config.filing_quota.burst = burst.parse().context("HUYING_FILING_BURST")?;
-        }
-        if let Some(secs) = var("HUYING_FILING_PERIOD_SECS") {
-            config.filing_quota.period =
-                Duration::from_secs(secs.parse().context("HUYING_FILING_PERIOD_SECS")?);
-        }
+        (config.rate_limits, config.trusted_proxies) = limits_from_env(&var)?;
         if let Some(km) = var("HUYING_SERVICE_RADIUS_KM") {
             config.service_area.radius_km = km.parse().context("HUYING_SERVICE_RADIUS_KM")?;
         }
@@ -167,10 +164,8 @@ impl Config {
             cors_origins: Vec::new(),
             categories_file: None,
             service_area: bundled_service_area(),
-            filing_quota: Quota {
-                burst: 10,
-                period: Duration::from_secs(3600),
-            },
+            rate_limits: Policies::default(),
+            trusted_proxies: TrustedProxies::default(),
             access_token_ttl: chrono::Duration::minutes(15),
             refresh_token_ttl: chrono::Duration::days(30),
             health_probe_interval: Duration::from_secs(5),
@@ -194,8 +189,10 @@ impl Config {
         if !self.is_embedded() && self.redis_url.is_none() {
             bail!("HUYING_REDIS_URL is required with PostgreSQL: replicas must share rate limits");
         }
-        if self.filing_quota.burst == 0 || self.filing_quota.period.is_zero() {
-            bail!("the filing quota needs a burst and a period above zero");
+        // The hash tag of a limiter key is its first {…}: braces in the
+        // prefix would put every key in one cluster slot.
+        if self.redis_prefix.contains(['{', '}']) {
+            bail!("HUYING_REDIS_PREFIX must not contain braces");
         }
         if self.lockout.max_failures == 0 || self.lockout.lock_for <= chrono::Duration::zero() {
             bail!("the staff lock-out needs a failure count and a lock time above zero");
@@ -219,6 +216,26 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `HUYING_RATE_LIMITS` over the default policies, and the trusted proxies.
+fn limits_from_env(
+    var: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<(Policies, TrustedProxies)> {
+    for replaced in ["HUYING_FILING_BURST", "HUYING_FILING_PERIOD_SECS"] {
+        if var(replaced).is_some() {
+            bail!("{replaced} is replaced by HUYING_RATE_LIMITS, e.g. file.citizen=10/1h");
+        }
+    }
+    let mut policies = Policies::default();
+    if let Some(limits) = var("HUYING_RATE_LIMITS") {
+        policies.apply(&limits).context("HUYING_RATE_LIMITS")?;
+    }
+    let proxies = match var("HUYING_TRUSTED_PROXIES") {
+        Some(proxies) => TrustedProxies::parse(&proxies).context("HUYING_TRUSTED_PROXIES")?,
+        None => TrustedProxies::default(),
+    };
+    Ok((policies, proxies))
 }
 
 /// "1:<64 hex digits>,2:<64 hex digits>"; the highest version encrypts.
@@ -294,6 +311,48 @@ mod tests {
         assert!(config.check().is_err());
         config.audit_retention = chrono::Duration::days(183);
         assert!(config.check().is_ok());
+    }
+
+    fn limits_from(pairs: &[(&str, &str)]) -> anyhow::Result<(Policies, TrustedProxies)> {
+        let var = |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        };
+        limits_from_env(&var)
+    }
+
+    #[test]
+    fn rate_limits_and_proxies_come_from_the_environment_with_named_errors() {
+        let (policies, proxies) = limits_from(&[
+            ("HUYING_RATE_LIMITS", "file.citizen=3/1h"),
+            ("HUYING_TRUSTED_PROXIES", "10.0.0.0/8"),
+        ])
+        .unwrap();
+        assert_eq!(policies.quota(crate::limiter::Policy::FileCitizen).burst, 3);
+        assert!(!proxies.is_empty());
+        assert_eq!(limits_from(&[]).unwrap().0, Policies::default());
+
+        for (name, value) in [
+            ("HUYING_RATE_LIMITS", "file.citizen=3"),
+            ("HUYING_TRUSTED_PROXIES", "10.0.0.0/40"),
+            ("HUYING_FILING_BURST", "10"),
+        ] {
+            let error = format!("{:#}", limits_from(&[(name, value)]).unwrap_err());
+            assert!(error.starts_with(name), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_redis_prefix_with_braces_is_refused() {
+        let mut config = Config::embedded_defaults(
+            "sqlite://huying-data/huying.db".to_owned(),
+            Keys::derived_from(b"k"),
+        );
+        config.redis_prefix = "huying:{a}:".to_owned();
+        let error = config.check().unwrap_err().to_string();
+        assert!(error.contains("HUYING_REDIS_PREFIX"), "{error}");
     }
 
     #[test]

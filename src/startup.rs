@@ -18,13 +18,14 @@ use tonic_health::server::HealthReporter;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::api::access::AccessLayer;
+use crate::api::client::{ClientLayer, DEVICE_ID_HEADER};
 use crate::api::logging::RpcLogLayer;
 use crate::api::{AbuseApi, AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, StaffAccountApi};
 use crate::bus::{EventBus, LocalBus, RedisBus};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::category::CategoryStandard;
-use crate::limiter::{MemoryLimiter, RateLimiter, RedisLimiter};
+use crate::limiter::{Limits, RedisLimiter};
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::abuse_service_server::AbuseServiceServer;
 use crate::proto::v1::audit_service_server::AuditServiceServer;
@@ -107,6 +108,7 @@ impl Application {
             .layer(crate::api::web::MarkGrpcWebLayer)
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(RpcLogLayer)
+            .layer(ClientLayer::new(config.trusted_proxies.clone()))
             .layer(AccessLayer::new(Arc::clone(&services)))
             .add_service(health_service)
             .add_service(reflection)
@@ -231,13 +233,20 @@ async fn build_services(
     let store = store::connect(&config.database_url, config.database_max_connections).await?;
     // With Redis, limits and event fan-out are shared by every replica;
     // without it (the embedded default) they stay in this process.
-    let (limiter, bus): (Arc<dyn RateLimiter>, Arc<dyn EventBus>) = match &config.redis_url {
-        Some(url) => (
-            Arc::new(RedisLimiter::connect(url, &config.redis_prefix).await?),
-            Arc::new(RedisBus::connect(url, &config.redis_prefix).await?),
+    let (limits, bus): (Limits, Arc<dyn EventBus>) = match &config.redis_url {
+        Some(url) => {
+            let redis = RedisLimiter::connect(url, &config.redis_prefix).await?;
+            (
+                Limits::shared(config.rate_limits.clone(), redis, Arc::clone(&clock)),
+                Arc::new(RedisBus::connect(url, &config.redis_prefix).await?),
+            )
+        }
+        None => (
+            Limits::in_process(config.rate_limits.clone(), Arc::clone(&clock)),
+            Arc::new(LocalBus::new()),
         ),
-        None => (Arc::new(MemoryLimiter::new()), Arc::new(LocalBus::new())),
     };
+    tracing::info!(rate_limits = %config.rate_limits, "rate limits");
     let standard = match &config.categories_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -250,13 +259,12 @@ async fn build_services(
     let services = Services {
         store,
         bus,
-        limiter,
+        limits,
         clock,
         standard: Arc::new(standard),
         service_area: config.service_area,
         cipher: PhoneCipher::new(&config.keys.data_keys)?,
         signer: TokenSigner::new(config.keys.token_secret.clone(), config.access_token_ttl),
-        filing_quota: config.filing_quota,
         refresh_token_ttl: config.refresh_token_ttl,
         dev_sign_in: config.dev_sign_in,
         stopping,
@@ -296,6 +304,7 @@ fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
             header("x-grpc-web"),
             header("x-user-agent"),
             header("grpc-timeout"),
+            header(DEVICE_ID_HEADER),
         ])
         .expose_headers([
             header("grpc-status"),

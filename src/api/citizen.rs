@@ -5,8 +5,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use super::client::client;
 use super::web::GrpcWebCall;
-use super::{caller, client_device, convert};
+use super::{caller, convert};
 use crate::domain::complaint::ComplaintId;
 use crate::proto::v1 as pb;
 use crate::proto::v1::citizen_service_server::CitizenService;
@@ -32,11 +33,11 @@ impl CitizenService for CitizenApi {
         request: Request<pb::FileComplaintRequest>,
     ) -> Result<Response<pb::FileComplaintResponse>, Status> {
         let citizen = caller(&request)?;
-        let device = client_device(&request)?;
+        let client = client(&request);
         let input = convert::filing_input(request.into_inner());
         let (complaint, replayed) = self
             .services
-            .file_complaint(&citizen, device, input)
+            .file_complaint(&citizen, &client, input)
             .await?;
         Ok(Response::new(pb::FileComplaintResponse {
             complaint: Some(convert::complaint(&complaint)),
@@ -49,6 +50,7 @@ impl CitizenService for CitizenApi {
         request: Request<pb::GetComplaintRequest>,
     ) -> Result<Response<pb::Complaint>, Status> {
         let citizen = caller(&request)?;
+        self.services.limit_read(&citizen).await?;
         let id = ComplaintId::parse(&request.get_ref().complaint_id)?;
         let complaint = self.services.get_own_complaint(&citizen, id).await?;
         Ok(Response::new(convert::complaint(&complaint)))
@@ -59,6 +61,7 @@ impl CitizenService for CitizenApi {
         request: Request<pb::ListMyComplaintsRequest>,
     ) -> Result<Response<pb::ListMyComplaintsResponse>, Status> {
         let citizen = caller(&request)?;
+        self.services.limit_read(&citizen).await?;
         let request = request.into_inner();
         let page = self
             .services
@@ -123,6 +126,7 @@ impl CitizenService for CitizenApi {
         request: Request<pb::WatchMyComplaintsRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let citizen = caller(&request)?;
+        self.services.limit_read(&citizen).await?;
         let web = request.extensions().get::<GrpcWebCall>().is_some();
         let stream = self
             .services
@@ -139,6 +143,7 @@ impl CitizenService for CitizenApi {
         request: Request<pb::WatchComplaintRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let citizen = caller(&request)?;
+        self.services.limit_read(&citizen).await?;
         let web = request.extensions().get::<GrpcWebCall>().is_some();
         let request = request.into_inner();
         let id = ComplaintId::parse(&request.complaint_id)?;

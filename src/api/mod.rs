@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod case;
 mod citizen;
+pub mod client;
 pub mod codec;
 mod convert;
 mod directory;
@@ -26,9 +27,7 @@ pub use staff::StaffAccountApi;
 
 use tonic::{Request, Status};
 
-use crate::domain::DomainError;
 use crate::domain::account::Principal;
-use crate::domain::block::DeviceId;
 
 /// The caller the access layer verified for this request.
 fn caller<T>(request: &Request<T>) -> Result<Principal, Status> {
@@ -37,22 +36,4 @@ fn caller<T>(request: &Request<T>) -> Result<Principal, Status> {
         .get::<Principal>()
         .cloned()
         .ok_or_else(|| Status::unauthenticated("sign in first"))
-}
-
-/// The metadata key apps send their installation's device id in.
-pub const DEVICE_ID_HEADER: &str = "x-huying-device-id";
-
-/// The device id the app sent, if any; a malformed one is refused rather
-/// than ignored, so that a block on a device cannot be dodged by garbling it.
-fn client_device<T>(request: &Request<T>) -> Result<Option<DeviceId>, Status> {
-    let Some(value) = request.metadata().get(DEVICE_ID_HEADER) else {
-        return Ok(None);
-    };
-    let parsed = value
-        .to_str()
-        .map_err(|_| "must be plain text")
-        .and_then(DeviceId::parse);
-    parsed
-        .map(Some)
-        .map_err(|reason| DomainError::invalid(DEVICE_ID_HEADER, reason).into())
 }

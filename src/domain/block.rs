@@ -6,12 +6,12 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::account::AccountId;
+use super::client::DeviceId;
 use super::error::FieldViolation;
 
 /// The longest a block may run; longer needs a fresh decision.
 pub const MAX_BLOCK_DAYS: i64 = 3 * 366;
 const MAX_REASON_CHARS: usize = 500;
-const MAX_DEVICE_ID_CHARS: usize = 128;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BlockKind {
@@ -33,35 +33,6 @@ impl BlockKind {
         [BlockKind::Citizen, BlockKind::Device, BlockKind::Phone]
             .into_iter()
             .find(|kind| kind.as_str() == text)
-    }
-}
-
-/// A device as the app names it (a random id per installation), sent with
-/// each request. It is only as trustworthy as the client, which is why a
-/// device block adds to, and never replaces, a citizen block.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct DeviceId(String);
-
-impl DeviceId {
-    pub fn parse(text: &str) -> Result<DeviceId, &'static str> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err("must not be empty");
-        }
-        if text.chars().count() > MAX_DEVICE_ID_CHARS {
-            return Err("must be at most 128 characters");
-        }
-        if !text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
-        {
-            return Err("may hold only letters, digits and - _ . :");
-        }
-        Ok(DeviceId(text.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -203,15 +174,6 @@ mod tests {
         let fields: Vec<_> = endless.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, ["reason", "expires_at"]);
         assert!(too_long.is_err());
-    }
-
-    #[test]
-    fn device_ids_are_short_plain_tokens() {
-        assert!(DeviceId::parse("3f2a9c1e-7b44-4d0e-9a51-0c8e2f6d1b77").is_ok());
-        assert!(DeviceId::parse("").is_err());
-        assert!(DeviceId::parse("设备").is_err());
-        assert!(DeviceId::parse("a b").is_err());
-        assert!(DeviceId::parse(&"x".repeat(129)).is_err());
     }
 
     #[test]

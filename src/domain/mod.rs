@@ -9,6 +9,7 @@ pub mod calendar;
 pub mod case;
 pub mod category;
 pub mod citizen;
+pub mod client;
 pub mod complaint;
 pub mod directory;
 pub mod duplicate;

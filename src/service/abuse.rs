@@ -7,9 +7,8 @@ use chrono::{DateTime, Utc};
 use super::Services;
 use crate::domain::account::{AccountId, Principal};
 use crate::domain::audit::{AuditAction, AuditDraft};
-use crate::domain::block::{
-    Block, BlockKind, BlockSubjects, BlockTerms, DeviceId, Lifting, NewBlock,
-};
+use crate::domain::block::{Block, BlockKind, BlockSubjects, BlockTerms, Lifting, NewBlock};
+use crate::domain::client::DeviceId;
 use crate::domain::error::{DomainError, Refusal};
 use crate::domain::phone::PhoneNumber;
 use crate::store::abuse::BlockQuery;
@@ -136,7 +135,7 @@ impl Services {
                 }
             }
             BlockKind::Device => {
-                let device = DeviceId::parse(subject).map_err(str::to_owned)?;
+                let device = DeviceId::parse("subject", subject.trim()).map_err(|v| v.reason)?;
                 Ok((device.as_str().to_owned(), device.as_str().to_owned()))
             }
             BlockKind::Phone => {

@@ -9,6 +9,7 @@ pub mod cases;
 pub mod complaints;
 pub mod contact;
 pub mod identity;
+pub mod limits;
 pub mod queue_watch;
 pub mod reference;
 pub mod revocations;
@@ -23,7 +24,7 @@ use crate::bus::EventBus;
 use crate::clock::Clock;
 use crate::domain::category::CategoryStandard;
 use crate::domain::geo::ServiceArea;
-use crate::limiter::{Quota, RateLimiter};
+use crate::limiter::Limits;
 use crate::security::{PhoneCipher, TokenSigner};
 use crate::store::Store;
 
@@ -31,13 +32,13 @@ use crate::store::Store;
 pub struct Services {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn EventBus>,
-    pub limiter: Arc<dyn RateLimiter>,
+    /// The rate-limit policies; see `limits.rs`.
+    pub limits: Limits,
     pub clock: Arc<dyn Clock>,
     pub standard: Arc<CategoryStandard>,
     pub service_area: ServiceArea,
     pub cipher: PhoneCipher,
     pub signer: TokenSigner,
-    pub filing_quota: Quota,
     pub refresh_token_ttl: chrono::Duration,
     pub dev_sign_in: bool,
     /// The directory and calendar in force; see `reference.rs`.

@@ -57,6 +57,13 @@ impl World {
         let app = TestApp::spawn_on_clock(engine, clock, |config| {
             config.citizen_sign_in.wechat = Some(wechat.config());
             config.citizen_sign_in.sms = Some(SmsConfig::Tencent(sms.config()));
+            // Sign-in stories text one phone several times, moving the test
+            // clock between; Redis refills on its own clock, not that one.
+            // Tests of these limits set their own.
+            config
+                .rate_limits
+                .apply("sms.phone=100/1m,sms.phone_daily=100/1d")
+                .expect("valid test limits");
             adjust(config);
         })
         .await;

@@ -18,7 +18,7 @@ mod isolation;
 mod linking;
 mod listing;
 mod privacy;
-mod rate_limit;
+mod rate_limits;
 mod rating;
 mod reflection;
 mod replicas;
