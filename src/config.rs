@@ -16,8 +16,8 @@ use serde::Deserialize;
 pub use self::citizen::{CitizenSignInConfig, SmsLimits};
 use crate::domain::geo::{GeoPoint, ServiceArea};
 use crate::limiter::Quota;
-use crate::security::Keys;
 use crate::security::keys::decode_key;
+use crate::security::{Algorithm, Keys};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -81,10 +81,19 @@ impl Config {
         let embedded = database_url.starts_with("sqlite:");
 
         let keys = match (var("HUYING_TOKEN_SECRET"), var("HUYING_DATA_KEYS")) {
-            (Some(token), Some(data)) => Keys {
-                token_secret: decode_key(&token).context("HUYING_TOKEN_SECRET")?.to_vec(),
-                data_keys: parse_data_keys(&data)?,
-            },
+            (Some(token), Some(data)) => {
+                let data_keys = parse_data_keys(&data)?;
+                let blind_index_key = match var("HUYING_BLIND_INDEX_KEY") {
+                    Some(key) => decode_key(&key).context("HUYING_BLIND_INDEX_KEY")?,
+                    None => lowest_version(&data_keys)?,
+                };
+                Keys {
+                    token_secret: decode_key(&token).context("HUYING_TOKEN_SECRET")?.to_vec(),
+                    data_keys,
+                    data_cipher: Algorithm::default(),
+                    blind_index_key,
+                }
+            }
             (None, None) if embedded => Keys::from_master_key_file(&data_dir)?,
             _ => bail!(
                 "set both HUYING_TOKEN_SECRET and HUYING_DATA_KEYS (every replica needs the same keys)"
@@ -92,6 +101,10 @@ impl Config {
         };
 
         let mut config = Config::embedded_defaults(database_url, keys);
+        if let Some(name) = var("HUYING_DATA_CIPHER") {
+            config.keys.data_cipher = Algorithm::parse(&name)
+                .context("HUYING_DATA_CIPHER must be aes-256-gcm or sm4-gcm")?;
+        }
         config.dev_sign_in = match var("HUYING_DEV_SIGN_IN") {
             Some(flag) => parse_flag("HUYING_DEV_SIGN_IN", &flag)?,
             None => embedded,
@@ -233,6 +246,14 @@ fn parse_data_keys(text: &str) -> anyhow::Result<Vec<(u32, [u8; 32])>> {
             Ok((version, decode_key(key).context("HUYING_DATA_KEYS")?))
         })
         .collect()
+}
+
+/// The key blind indexes were always keyed from when none is set apart.
+fn lowest_version(keys: &[(u32, [u8; 32])]) -> anyhow::Result<[u8; 32]> {
+    keys.iter()
+        .min_by_key(|(version, _)| *version)
+        .map(|(_, key)| *key)
+        .context("HUYING_DATA_KEYS needs at least one key")
 }
 
 fn parse_flag(name: &str, value: &str) -> anyhow::Result<bool> {

@@ -249,7 +249,7 @@ async fn build_services(
         clock,
         standard: Arc::new(standard),
         service_area: config.service_area,
-        cipher: PhoneCipher::new(&config.keys.data_keys)?,
+        cipher: PhoneCipher::new(&config.keys)?,
         signer: TokenSigner::new(config.keys.token_secret.clone(), config.access_token_ttl),
         filing_quota: config.filing_quota,
         refresh_token_ttl: config.refresh_token_ttl,
@@ -262,7 +262,7 @@ async fn build_services(
         staff_security: StaffSecurity {
             lockout: config.lockout,
             audit_retention: config.audit_retention,
-            secrets: SecretCipher::new(&config.keys.data_keys)?,
+            secrets: SecretCipher::new(&config.keys)?,
         },
         citizen_sign_in: CitizenSignIn::new(&config.citizen_sign_in, &config.keys.token_secret)?,
     };
