@@ -56,6 +56,9 @@ pub struct Config {
     pub lockout: crate::domain::staff::LockoutPolicy,
     /// How long audit records are kept: at least six months.
     pub audit_retention: chrono::Duration,
+    /// Retention of sessions, SMS codes and closed complaints' contact
+    /// phones, and the background re-encryption's batches.
+    pub personal_data: crate::service::personal_data::PersonalDataPolicy,
     pub log_format: LogFormat,
     pub citizen_sign_in: CitizenSignInConfig,
     /// How often each replica reads sessions revoked elsewhere, in case it
@@ -153,6 +156,7 @@ impl Config {
             let days: u32 = days.parse().context("HUYING_AUDIT_RETENTION_DAYS")?;
             config.audit_retention = chrono::Duration::days(i64::from(days));
         }
+        read_retention(&var, &mut config.personal_data)?;
         if var("HUYING_LOG_FORMAT").as_deref() == Some("json") {
             config.log_format = LogFormat::Json;
         }
@@ -193,6 +197,7 @@ impl Config {
             streams: Default::default(),
             lockout: Default::default(),
             audit_retention: chrono::Duration::days(365),
+            personal_data: Default::default(),
             log_format: LogFormat::Text,
             citizen_sign_in: CitizenSignInConfig::embedded(),
             revocation_sync_interval: Some(Duration::from_secs(5)),
@@ -224,6 +229,13 @@ impl Config {
         if self.access_token_ttl >= chrono::Duration::hours(24) {
             bail!("access tokens must expire within a day");
         }
+        self.personal_data
+            .retention
+            .check()
+            .map_err(|reason| anyhow::anyhow!("retention settings: {reason}"))?;
+        if self.personal_data.reencryption_batch == 0 {
+            bail!("HUYING_REENCRYPTION_BATCH must be above zero");
+        }
         if self
             .revocation_sync_interval
             .is_some_and(|every| every.is_zero())
@@ -246,6 +258,34 @@ fn parse_data_keys(text: &str) -> anyhow::Result<Vec<(u32, [u8; 32])>> {
             Ok((version, decode_key(key).context("HUYING_DATA_KEYS")?))
         })
         .collect()
+}
+
+/// `HUYING_*_RETENTION_*` and the re-encryption batch size.
+fn read_retention(
+    var: &dyn Fn(&str) -> Option<String>,
+    policy: &mut crate::service::personal_data::PersonalDataPolicy,
+) -> anyhow::Result<()> {
+    let days = |name: &str| -> anyhow::Result<Option<chrono::Duration>> {
+        var(name)
+            .map(|text| {
+                let days: u32 = text.parse().with_context(|| format!("{name} is in days"))?;
+                Ok(chrono::Duration::days(i64::from(days)))
+            })
+            .transpose()
+    };
+    if let Some(period) = days("HUYING_SESSION_RETENTION_DAYS")? {
+        policy.retention.sessions = period;
+    }
+    if let Some(period) = days("HUYING_SMS_CODE_RETENTION_DAYS")? {
+        policy.retention.sms_codes = period;
+    }
+    if let Some(period) = days("HUYING_CLOSED_CONTACT_RETENTION_DAYS")? {
+        policy.retention.closed_complaint_contact = period;
+    }
+    if let Some(size) = var("HUYING_REENCRYPTION_BATCH") {
+        policy.reencryption_batch = size.parse().context("HUYING_REENCRYPTION_BATCH")?;
+    }
+    Ok(())
 }
 
 /// The key blind indexes were always keyed from when none is set apart.

@@ -177,6 +177,19 @@ impl Application {
         self.services.purge_audit_log().await
     }
 
+    /// Removes personal data past its retention now (the loop's daily step).
+    pub async fn purge_personal_data(
+        &self,
+    ) -> Result<crate::domain::personal_data::PurgeReport, crate::domain::DomainError> {
+        self.services.purge_personal_data().await
+    }
+
+    /// Runs the background re-encryption once (the loop's step after each
+    /// supervision tick); returns how many values changed.
+    pub async fn reencrypt_stale_values(&self) -> Result<u64, crate::domain::DomainError> {
+        self.services.reencrypt_stale_values().await
+    }
+
     /// Reads the sessions revoked while their access tokens may still be
     /// valid, as the background reader does every few seconds (for tests
     /// that drive it themselves); returns how many.
@@ -265,6 +278,7 @@ async fn build_services(
             secrets: SecretCipher::new(&config.keys)?,
         },
         citizen_sign_in: CitizenSignIn::new(&config.citizen_sign_in, &config.keys.token_secret)?,
+        personal_data: config.personal_data,
     };
     services.load_reference().await?;
     Ok(services)
@@ -333,6 +347,9 @@ async fn supervise_forever(services: Arc<Services>, every: Duration) {
             if let Err(error) = services.purge_audit_log().await {
                 tracing::error!(error = %format!("{error:#}"), "audit log purge failed");
             }
+            if let Err(error) = services.purge_personal_data().await {
+                tracing::error!(error = %format!("{error:#}"), "personal data purge failed");
+            }
             warned_on = Some(today);
         }
         let refreshed = services.load_reference().await;
@@ -342,6 +359,10 @@ async fn supervise_forever(services: Arc<Services>, every: Duration) {
         };
         if let Err(error) = result {
             tracing::error!(error = %format!("{error:#}"), "supervision tick failed");
+        }
+        // Does nothing once every stored value is under the current key.
+        if let Err(error) = services.reencrypt_stale_values().await {
+            tracing::error!(error = %format!("{error:#}"), "re-encryption failed");
         }
     }
 }

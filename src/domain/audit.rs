@@ -55,6 +55,9 @@ audit_actions! {
     CalendarLoaded => "directory.calendar_loaded",
     ContactRevealed => "case.contact_revealed",
     AuditPurged => "audit.purged",
+    AccountDeleted => "citizen.account_deleted",
+    DataReencrypted => "personal_data.reencrypted",
+    RetentionPurged => "personal_data.retention_purged",
 }
 
 /// A record about to be written.

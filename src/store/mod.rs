@@ -5,10 +5,12 @@
 
 pub mod identity;
 mod migrations;
+pub mod personal_data;
 pub mod postgres;
 mod sql;
 mod sql_cases;
 mod sql_identity;
+mod sql_personal_data;
 mod sql_staff;
 pub mod sqlite;
 pub mod staff;
@@ -32,6 +34,7 @@ use crate::domain::directory::Unit;
 use crate::domain::geo::GeoPoint;
 
 pub use identity::IdentityStore;
+pub use personal_data::PersonalDataStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -216,7 +219,8 @@ pub trait CaseStore: Send + Sync + 'static {
 }
 
 #[async_trait]
-pub trait Store: CaseStore + staff::StaffStore + IdentityStore + Send + Sync + 'static {
+pub trait Store:
+    CaseStore + staff::StaffStore + IdentityStore + PersonalDataStore + Send + Sync + 'static {
     fn engine(&self) -> Engine;
 
     /// Fails when the database cannot be reached.

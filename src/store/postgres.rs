@@ -55,3 +55,4 @@ super::sql::shared_store_impl!(PgStore, sqlx::Postgres);
 super::sql_cases::case_store_impl!(PgStore, sqlx::Postgres);
 super::sql_staff::staff_store_impl!(PgStore, sqlx::Postgres);
 super::sql_identity::identity_store_impl!(PgStore, sqlx::Postgres);
+super::sql_personal_data::personal_data_store_impl!(PgStore, sqlx::Postgres);
