@@ -19,7 +19,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::api::access::AccessLayer;
 use crate::api::logging::RpcLogLayer;
-use crate::api::{AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, StaffAccountApi};
+use crate::api::{
+    AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, PersonalDataApi, StaffAccountApi,
+};
 use crate::bus::{EventBus, LocalBus, RedisBus};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -31,6 +33,7 @@ use crate::proto::v1::auth_service_server::AuthServiceServer;
 use crate::proto::v1::case_service_server::CaseServiceServer;
 use crate::proto::v1::citizen_service_server::CitizenServiceServer;
 use crate::proto::v1::directory_service_server::DirectoryServiceServer;
+use crate::proto::v1::personal_data_service_server::PersonalDataServiceServer;
 use crate::proto::v1::staff_account_service_server::StaffAccountServiceServer;
 use crate::security::{PhoneCipher, SecretCipher, TokenSigner};
 use crate::service::Services;
@@ -49,6 +52,7 @@ const HEALTH_NAMES: &[&str] = &[
     "huying.v1.DirectoryService",
     "huying.v1.StaffAccountService",
     "huying.v1.AuditService",
+    "huying.v1.PersonalDataService",
 ];
 
 /// A running server.
@@ -123,6 +127,9 @@ impl Application {
             .add_service(AuditServiceServer::new(AuditApi::new(Arc::clone(
                 &services,
             ))))
+            .add_service(PersonalDataServiceServer::new(PersonalDataApi::new(
+                Arc::clone(&services),
+            )))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = shutdown_signal.await;
             });

@@ -99,9 +99,12 @@ impl Services {
 
         let mut changed = 0;
         for _ in 0..policy.reencryption_batches_per_run {
-            let audit =
-                AuditDraft::by_system(AuditAction::DataReencrypted, column.name(), self.clock.now())
-                    .because(format!("key rotation to {current}"));
+            let audit = AuditDraft::by_system(
+                AuditAction::DataReencrypted,
+                column.name(),
+                self.clock.now(),
+            )
+            .because(format!("key rotation to {current}"));
             let batch = self
                 .store
                 .reencrypt_batch(column, &prefix, policy.reencryption_batch, &reseal, &audit)
@@ -164,8 +167,12 @@ impl Services {
         &self,
         citizen: AccountId,
     ) -> Result<Vec<ExportedComplaint>, DomainError> {
-        let mut contacts: HashMap<_, _> =
-            self.store.contact_ciphers(citizen).await?.into_iter().collect();
+        let mut contacts: HashMap<_, _> = self
+            .store
+            .contact_ciphers(citizen)
+            .await?
+            .into_iter()
+            .collect();
         let mut exported = Vec::new();
         let mut before = None;
         loop {

@@ -220,7 +220,8 @@ pub trait CaseStore: Send + Sync + 'static {
 
 #[async_trait]
 pub trait Store:
-    CaseStore + staff::StaffStore + IdentityStore + PersonalDataStore + Send + Sync + 'static {
+    CaseStore + staff::StaffStore + IdentityStore + PersonalDataStore + Send + Sync + 'static
+{
     fn engine(&self) -> Engine;
 
     /// Fails when the database cannot be reached.
