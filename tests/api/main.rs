@@ -16,6 +16,7 @@ mod health;
 mod isolation;
 mod linking;
 mod listing;
+mod personal_data;
 mod privacy;
 mod rate_limit;
 mod rating;
