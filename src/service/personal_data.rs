@@ -12,6 +12,12 @@
 //! TODO(privacy): names or numbers a citizen typed into a complaint's text
 //! or rating comment stay with it; finding them would need a reviewed
 //! redaction step by staff.
+//! TODO(privacy): exports are logged but not audit-logged; a stolen
+//! session could export quietly. An audit action for exports would let the
+//! security administrator spot repeated ones.
+//! TODO(security): a staff member who enrols a TOTP secret while the
+//! re-encryption rewrites it must enrol again: confirming compares the
+//! stored ciphertext, which the rewrite changed.
 //! TODO(privacy): red envelopes, once paid, will need their payout record
 //! kept (accounting) but detached from the openid on deletion.
 

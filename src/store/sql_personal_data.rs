@@ -139,7 +139,10 @@ macro_rules! personal_data_store_impl {
                 })
             }
 
-            async fn linked_wechat(&self, citizen: AccountId) -> anyhow::Result<Vec<LinkedWeChat>> {
+            async fn linked_wechat(
+                &self,
+                citizen: AccountId,
+            ) -> anyhow::Result<Vec<LinkedWeChat>> {
                 let rows = sqlx::query(
                     "SELECT app_id, openid, unionid, linked_at FROM citizen_wechat \
                      WHERE account_id = $1 ORDER BY app_id",

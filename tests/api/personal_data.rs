@@ -404,8 +404,10 @@ async fn deleting_an_account_forgets_the_person_keeps_the_complaints_and_ends_th
          AND contact_phone_cipher IS NULL AND contact_phone_masked IS NULL AND text <> ''"
     );
     assert_eq!(count(&world.app, &kept).await, 1);
-    let open =
-        format!("SELECT COUNT(*) FROM sessions WHERE account_id = {old_id} AND revoked_at IS NULL");
+    let open = format!(
+        "SELECT COUNT(*) FROM sessions \
+         WHERE account_id = {old_id} AND revoked_at IS NULL"
+    );
     assert_eq!(count(&world.app, &open).await, 0);
 
     // Its tokens no longer work.
