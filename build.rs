@@ -15,6 +15,7 @@ const PROTOS: &[&str] = &[
     "huying/v1/staff.proto",
     "huying/v1/audit.proto",
     "huying/v1/abuse.proto",
+    "huying/v1/personal_data.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

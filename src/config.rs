@@ -17,8 +17,8 @@ pub use self::citizen::CitizenSignInConfig;
 use crate::domain::client::TrustedProxies;
 use crate::domain::geo::{GeoPoint, ServiceArea};
 use crate::limiter::Policies;
-use crate::security::Keys;
 use crate::security::keys::decode_key;
+use crate::security::{Algorithm, Keys};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -59,6 +59,9 @@ pub struct Config {
     pub lockout: crate::domain::staff::LockoutPolicy,
     /// How long audit records are kept: at least six months.
     pub audit_retention: chrono::Duration,
+    /// Retention of sessions, SMS codes and closed complaints' contact
+    /// phones, and the background re-encryption's batches.
+    pub personal_data: crate::service::personal_data::PersonalDataPolicy,
     pub log_format: LogFormat,
     pub citizen_sign_in: CitizenSignInConfig,
     /// How often each replica reads sessions revoked elsewhere, in case it
@@ -84,10 +87,19 @@ impl Config {
         let embedded = database_url.starts_with("sqlite:");
 
         let keys = match (var("HUYING_TOKEN_SECRET"), var("HUYING_DATA_KEYS")) {
-            (Some(token), Some(data)) => Keys {
-                token_secret: decode_key(&token).context("HUYING_TOKEN_SECRET")?.to_vec(),
-                data_keys: parse_data_keys(&data)?,
-            },
+            (Some(token), Some(data)) => {
+                let data_keys = parse_data_keys(&data)?;
+                let blind_index_key = match var("HUYING_BLIND_INDEX_KEY") {
+                    Some(key) => decode_key(&key).context("HUYING_BLIND_INDEX_KEY")?,
+                    None => lowest_version(&data_keys)?,
+                };
+                Keys {
+                    token_secret: decode_key(&token).context("HUYING_TOKEN_SECRET")?.to_vec(),
+                    data_keys,
+                    data_cipher: Algorithm::default(),
+                    blind_index_key,
+                }
+            }
             (None, None) if embedded => Keys::from_master_key_file(&data_dir)?,
             _ => bail!(
                 "set both HUYING_TOKEN_SECRET and HUYING_DATA_KEYS (every replica needs the same keys)"
@@ -95,6 +107,10 @@ impl Config {
         };
 
         let mut config = Config::embedded_defaults(database_url, keys);
+        if let Some(name) = var("HUYING_DATA_CIPHER") {
+            config.keys.data_cipher = Algorithm::parse(&name)
+                .context("HUYING_DATA_CIPHER must be aes-256-gcm or sm4-gcm")?;
+        }
         config.dev_sign_in = match var("HUYING_DEV_SIGN_IN") {
             Some(flag) => parse_flag("HUYING_DEV_SIGN_IN", &flag)?,
             None => embedded,
@@ -137,6 +153,7 @@ impl Config {
             let days: u32 = days.parse().context("HUYING_AUDIT_RETENTION_DAYS")?;
             config.audit_retention = chrono::Duration::days(i64::from(days));
         }
+        read_retention(&var, &mut config.personal_data)?;
         if var("HUYING_LOG_FORMAT").as_deref() == Some("json") {
             config.log_format = LogFormat::Json;
         }
@@ -175,6 +192,7 @@ impl Config {
             streams: Default::default(),
             lockout: Default::default(),
             audit_retention: chrono::Duration::days(365),
+            personal_data: Default::default(),
             log_format: LogFormat::Text,
             citizen_sign_in: CitizenSignInConfig::embedded(),
             revocation_sync_interval: Some(Duration::from_secs(5)),
@@ -207,6 +225,13 @@ impl Config {
         // access token must not outlive that memory.
         if self.access_token_ttl >= chrono::Duration::hours(24) {
             bail!("access tokens must expire within a day");
+        }
+        self.personal_data
+            .retention
+            .check()
+            .map_err(|reason| anyhow::anyhow!("retention settings: {reason}"))?;
+        if self.personal_data.reencryption_batch == 0 {
+            bail!("HUYING_REENCRYPTION_BATCH must be above zero");
         }
         if self
             .revocation_sync_interval
@@ -250,6 +275,42 @@ fn parse_data_keys(text: &str) -> anyhow::Result<Vec<(u32, [u8; 32])>> {
             Ok((version, decode_key(key).context("HUYING_DATA_KEYS")?))
         })
         .collect()
+}
+
+/// `HUYING_*_RETENTION_*` and the re-encryption batch size.
+fn read_retention(
+    var: &dyn Fn(&str) -> Option<String>,
+    policy: &mut crate::service::personal_data::PersonalDataPolicy,
+) -> anyhow::Result<()> {
+    let days = |name: &str| -> anyhow::Result<Option<chrono::Duration>> {
+        var(name)
+            .map(|text| {
+                let days: u32 = text.parse().with_context(|| format!("{name} is in days"))?;
+                Ok(chrono::Duration::days(i64::from(days)))
+            })
+            .transpose()
+    };
+    if let Some(period) = days("HUYING_SESSION_RETENTION_DAYS")? {
+        policy.retention.sessions = period;
+    }
+    if let Some(period) = days("HUYING_SMS_CODE_RETENTION_DAYS")? {
+        policy.retention.sms_codes = period;
+    }
+    if let Some(period) = days("HUYING_CLOSED_CONTACT_RETENTION_DAYS")? {
+        policy.retention.closed_complaint_contact = period;
+    }
+    if let Some(size) = var("HUYING_REENCRYPTION_BATCH") {
+        policy.reencryption_batch = size.parse().context("HUYING_REENCRYPTION_BATCH")?;
+    }
+    Ok(())
+}
+
+/// The key blind indexes were always keyed from when none is set apart.
+fn lowest_version(keys: &[(u32, [u8; 32])]) -> anyhow::Result<[u8; 32]> {
+    keys.iter()
+        .min_by_key(|(version, _)| *version)
+        .map(|(_, key)| *key)
+        .context("HUYING_DATA_KEYS needs at least one key")
 }
 
 fn parse_flag(name: &str, value: &str) -> anyhow::Result<bool> {

@@ -20,7 +20,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::api::access::AccessLayer;
 use crate::api::client::{ClientLayer, DEVICE_ID_HEADER};
 use crate::api::logging::RpcLogLayer;
-use crate::api::{AbuseApi, AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, StaffAccountApi};
+use crate::api::{
+    AbuseApi, AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, PersonalDataApi,
+    StaffAccountApi,
+};
 use crate::bus::{EventBus, LocalBus, RedisBus};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -33,6 +36,7 @@ use crate::proto::v1::auth_service_server::AuthServiceServer;
 use crate::proto::v1::case_service_server::CaseServiceServer;
 use crate::proto::v1::citizen_service_server::CitizenServiceServer;
 use crate::proto::v1::directory_service_server::DirectoryServiceServer;
+use crate::proto::v1::personal_data_service_server::PersonalDataServiceServer;
 use crate::proto::v1::staff_account_service_server::StaffAccountServiceServer;
 use crate::security::{PhoneCipher, SecretCipher, TokenSigner};
 use crate::service::Services;
@@ -52,6 +56,7 @@ const HEALTH_NAMES: &[&str] = &[
     "huying.v1.StaffAccountService",
     "huying.v1.AuditService",
     "huying.v1.AbuseService",
+    "huying.v1.PersonalDataService",
 ];
 
 /// A running server.
@@ -130,6 +135,9 @@ impl Application {
             .add_service(AbuseServiceServer::new(AbuseApi::new(Arc::clone(
                 &services,
             ))))
+            .add_service(PersonalDataServiceServer::new(PersonalDataApi::new(
+                Arc::clone(&services),
+            )))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = shutdown_signal.await;
             });
@@ -182,6 +190,19 @@ impl Application {
     /// Purges audit records past retention now (the loop's daily step).
     pub async fn purge_audit_log(&self) -> Result<u64, crate::domain::DomainError> {
         self.services.purge_audit_log().await
+    }
+
+    /// Removes personal data past its retention now (the loop's daily step).
+    pub async fn purge_personal_data(
+        &self,
+    ) -> Result<crate::domain::personal_data::PurgeReport, crate::domain::DomainError> {
+        self.services.purge_personal_data().await
+    }
+
+    /// Runs the background re-encryption once (the loop's step after each
+    /// supervision tick); returns how many values changed.
+    pub async fn reencrypt_stale_values(&self) -> Result<u64, crate::domain::DomainError> {
+        self.services.reencrypt_stale_values().await
     }
 
     /// Reads the sessions revoked while their access tokens may still be
@@ -263,7 +284,7 @@ async fn build_services(
         clock,
         standard: Arc::new(standard),
         service_area: config.service_area,
-        cipher: PhoneCipher::new(&config.keys.data_keys)?,
+        cipher: PhoneCipher::new(&config.keys)?,
         signer: TokenSigner::new(config.keys.token_secret.clone(), config.access_token_ttl),
         refresh_token_ttl: config.refresh_token_ttl,
         dev_sign_in: config.dev_sign_in,
@@ -275,9 +296,10 @@ async fn build_services(
         staff_security: StaffSecurity {
             lockout: config.lockout,
             audit_retention: config.audit_retention,
-            secrets: SecretCipher::new(&config.keys.data_keys)?,
+            secrets: SecretCipher::new(&config.keys)?,
         },
         citizen_sign_in: CitizenSignIn::new(&config.citizen_sign_in, &config.keys.token_secret)?,
+        personal_data: config.personal_data,
     };
     services.load_reference().await?;
     Ok(services)
@@ -347,6 +369,9 @@ async fn supervise_forever(services: Arc<Services>, every: Duration) {
             if let Err(error) = services.purge_audit_log().await {
                 tracing::error!(error = %format!("{error:#}"), "audit log purge failed");
             }
+            if let Err(error) = services.purge_personal_data().await {
+                tracing::error!(error = %format!("{error:#}"), "personal data purge failed");
+            }
             warned_on = Some(today);
         }
         let refreshed = services.load_reference().await;
@@ -356,6 +381,10 @@ async fn supervise_forever(services: Arc<Services>, every: Duration) {
         };
         if let Err(error) = result {
             tracing::error!(error = %format!("{error:#}"), "supervision tick failed");
+        }
+        // Does nothing once every stored value is under the current key.
+        if let Err(error) = services.reencrypt_stale_values().await {
+            tracing::error!(error = %format!("{error:#}"), "re-encryption failed");
         }
     }
 }

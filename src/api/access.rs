@@ -60,6 +60,9 @@ const FOLLOW_UP: &[Role] = &[Dispatcher, DistrictSupervisor];
 const SYSTEM_ADMIN: &[Role] = &[SystemAdmin];
 const AUDIT_ADMIN: &[Role] = &[AuditAdmin];
 const SECURITY_ADMIN: &[Role] = &[SecurityAdmin];
+/// Who runs key rotation: security administrators own the keys, system
+/// administrators run the deployment.
+const KEY_ADMINS: &[Role] = &[SecurityAdmin, SystemAdmin];
 /// Every staff role reads the directory and calendar.
 const STAFF: &[Role] = &[
     Dispatcher,
@@ -150,6 +153,21 @@ pub const RULES: &[Rule] = &[
         "/huying.v1.CitizenService/WatchMyComplaints",
         Audience::Roles(CITIZEN),
         Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/ExportMyData",
+        Audience::Roles(CITIZEN),
+        Scope::OwnIdentity,
+    ),
+    rule(
+        "/huying.v1.CitizenService/DeleteMyAccount",
+        Audience::Roles(CITIZEN),
+        Scope::OwnIdentity,
+    ),
+    rule(
+        "/huying.v1.PersonalDataService/GetReencryptionProgress",
+        Audience::Roles(KEY_ADMINS),
+        Scope::Anything,
     ),
     rule(
         "/huying.v1.CitizenService/ListCategories",

@@ -28,6 +28,30 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchComplaintResponse, 
 
 #[tonic::async_trait]
 impl CitizenService for CitizenApi {
+    async fn export_my_data(
+        &self,
+        request: Request<pb::ExportMyDataRequest>,
+    ) -> Result<Response<pb::ExportMyDataResponse>, Status> {
+        let citizen = caller(&request)?;
+        let export = self.services.export_my_data(&citizen).await?;
+        Ok(Response::new(convert::citizen_export(&export)))
+    }
+
+    async fn delete_my_account(
+        &self,
+        request: Request<pb::DeleteMyAccountRequest>,
+    ) -> Result<Response<pb::DeleteMyAccountResponse>, Status> {
+        let citizen = caller(&request)?;
+        let confirmation = &request.get_ref().confirmation;
+        let deletion = self
+            .services
+            .delete_my_account(&citizen, confirmation)
+            .await?;
+        Ok(Response::new(pb::DeleteMyAccountResponse {
+            complaints_kept: deletion.complaints_kept,
+        }))
+    }
+
     async fn file_complaint(
         &self,
         request: Request<pb::FileComplaintRequest>,

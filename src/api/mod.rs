@@ -13,6 +13,7 @@ pub mod codec;
 mod convert;
 mod directory;
 pub mod logging;
+mod personal_data;
 mod staff;
 mod status;
 pub mod web;
@@ -23,6 +24,7 @@ pub use auth::AuthApi;
 pub use case::CaseApi;
 pub use citizen::CitizenApi;
 pub use directory::DirectoryApi;
+pub use personal_data::PersonalDataApi;
 pub use staff::StaffAccountApi;
 
 use tonic::{Request, Status};

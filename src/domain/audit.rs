@@ -57,6 +57,9 @@ audit_actions! {
     AuditPurged => "audit.purged",
     BlockAdded => "abuse.block_added",
     BlockLifted => "abuse.block_lifted",
+    AccountDeleted => "citizen.account_deleted",
+    DataReencrypted => "personal_data.reencrypted",
+    RetentionPurged => "personal_data.retention_purged",
 }
 
 /// A record about to be written.

@@ -15,6 +15,7 @@ pub mod directory;
 pub mod duplicate;
 pub mod error;
 pub mod geo;
+pub mod personal_data;
 pub mod phone;
 pub mod staff;
 pub mod time;

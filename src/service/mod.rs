@@ -10,6 +10,7 @@ pub mod complaints;
 pub mod contact;
 pub mod identity;
 pub mod limits;
+pub mod personal_data;
 pub mod queue_watch;
 pub mod reference;
 pub mod revocations;
@@ -50,6 +51,8 @@ pub struct Services {
     /// Staff lock-out, audit retention and second-factor secrets.
     pub staff_security: staff_accounts::StaffSecurity,
     pub citizen_sign_in: identity::CitizenSignIn,
+    /// Key rotation batches and retention periods.
+    pub personal_data: personal_data::PersonalDataPolicy,
     /// Turns true when the server is stopping, so that long-lived streams
     /// end and graceful shutdown does not wait for clients to hang up.
     pub stopping: tokio::sync::watch::Receiver<bool>,

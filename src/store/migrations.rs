@@ -44,6 +44,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0006_abuse.sql"),
         include_str!("../../migrations/sqlite/0006_abuse.sql"),
     ),
+    (
+        7,
+        "personal data",
+        include_str!("../../migrations/postgres/0007_personal_data.sql"),
+        include_str!("../../migrations/sqlite/0007_personal_data.sql"),
+    ),
 ];
 
 pub fn migrator(engine: Engine) -> Migrator {

@@ -6,11 +6,13 @@
 pub mod abuse;
 pub mod identity;
 mod migrations;
+pub mod personal_data;
 pub mod postgres;
 mod sql;
 mod sql_abuse;
 mod sql_cases;
 mod sql_identity;
+mod sql_personal_data;
 mod sql_staff;
 pub mod sqlite;
 pub mod staff;
@@ -34,6 +36,7 @@ use crate::domain::directory::Unit;
 use crate::domain::geo::GeoPoint;
 
 pub use identity::IdentityStore;
+pub use personal_data::PersonalDataStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -219,7 +222,14 @@ pub trait CaseStore: Send + Sync + 'static {
 
 #[async_trait]
 pub trait Store:
-    CaseStore + staff::StaffStore + IdentityStore + abuse::AbuseStore + Send + Sync + 'static
+    CaseStore
+    + staff::StaffStore
+    + IdentityStore
+    + abuse::AbuseStore
+    + PersonalDataStore
+    + Send
+    + Sync
+    + 'static
 {
     fn engine(&self) -> Engine;
 

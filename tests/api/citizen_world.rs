@@ -91,7 +91,7 @@ impl World {
 
     /// The blind index the server looks a phone up by.
     pub fn phone_index(&self, phone: &str) -> String {
-        let cipher = PhoneCipher::new(&self.app.config.keys.data_keys).unwrap();
+        let cipher = PhoneCipher::new(&self.app.config.keys).unwrap();
         cipher.blind_index(&PhoneNumber::parse("phone", phone).unwrap())
     }
 

@@ -17,6 +17,7 @@ mod health;
 mod isolation;
 mod linking;
 mod listing;
+mod personal_data;
 mod privacy;
 mod rate_limits;
 mod rating;
