@@ -14,6 +14,8 @@ const PROTOS: &[&str] = &[
     "huying/v1/directory.proto",
     "huying/v1/staff.proto",
     "huying/v1/audit.proto",
+    "huying/v1/abuse.proto",
+    "huying/v1/personal_data.proto",
     "huying/v1/red_envelope.proto",
 ];
 

@@ -19,7 +19,7 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
     let (username, display_name) = parse_args(&args)?;
     let config = Config::from_env().context("Failed to read the configuration")?;
     let store = crate::store::connect(&config.database_url, 1).await?;
-    let secrets = SecretCipher::new(&config.keys.data_keys)?;
+    let secrets = SecretCipher::new(&config.keys)?;
 
     let issued = bootstrap_admin(
         store.as_ref(),

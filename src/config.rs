@@ -14,12 +14,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-pub use self::citizen::{CitizenSignInConfig, SmsLimits};
+pub use self::citizen::CitizenSignInConfig;
 pub use self::payout::PayoutConfig;
+use crate::domain::client::TrustedProxies;
 use crate::domain::geo::{GeoPoint, ServiceArea};
-use crate::limiter::Quota;
-use crate::security::Keys;
+use crate::limiter::Policies;
 use crate::security::keys::decode_key;
+use crate::security::{Algorithm, Keys};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -43,8 +44,10 @@ pub struct Config {
     /// Replaces the bundled classification standard.
     pub categories_file: Option<PathBuf>,
     pub service_area: ServiceArea,
-    /// Complaints one citizen may file.
-    pub filing_quota: Quota,
+    /// How often each action may be taken per subject (`HUYING_RATE_LIMITS`).
+    pub rate_limits: Policies,
+    /// Proxies whose `X-Forwarded-For` names the client (`HUYING_TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
     pub access_token_ttl: chrono::Duration,
     pub refresh_token_ttl: chrono::Duration,
     /// How often the health service re-checks the database.
@@ -58,6 +61,9 @@ pub struct Config {
     pub lockout: crate::domain::staff::LockoutPolicy,
     /// How long audit records are kept: at least six months.
     pub audit_retention: chrono::Duration,
+    /// Retention of sessions, SMS codes and closed complaints' contact
+    /// phones, and the background re-encryption's batches.
+    pub personal_data: crate::service::personal_data::PersonalDataPolicy,
     pub log_format: LogFormat,
     pub citizen_sign_in: CitizenSignInConfig,
     /// How often each replica reads sessions revoked elsewhere, in case it
@@ -88,10 +94,19 @@ impl Config {
         let embedded = database_url.starts_with("sqlite:");
 
         let keys = match (var("HUYING_TOKEN_SECRET"), var("HUYING_DATA_KEYS")) {
-            (Some(token), Some(data)) => Keys {
-                token_secret: decode_key(&token).context("HUYING_TOKEN_SECRET")?.to_vec(),
-                data_keys: parse_data_keys(&data)?,
-            },
+            (Some(token), Some(data)) => {
+                let data_keys = parse_data_keys(&data)?;
+                let blind_index_key = match var("HUYING_BLIND_INDEX_KEY") {
+                    Some(key) => decode_key(&key).context("HUYING_BLIND_INDEX_KEY")?,
+                    None => lowest_version(&data_keys)?,
+                };
+                Keys {
+                    token_secret: decode_key(&token).context("HUYING_TOKEN_SECRET")?.to_vec(),
+                    data_keys,
+                    data_cipher: Algorithm::default(),
+                    blind_index_key,
+                }
+            }
             (None, None) if embedded => Keys::from_master_key_file(&data_dir)?,
             _ => bail!(
                 "set both HUYING_TOKEN_SECRET and HUYING_DATA_KEYS (every replica needs the same keys)"
@@ -99,6 +114,10 @@ impl Config {
         };
 
         let mut config = Config::embedded_defaults(database_url, keys);
+        if let Some(name) = var("HUYING_DATA_CIPHER") {
+            config.keys.data_cipher = Algorithm::parse(&name)
+                .context("HUYING_DATA_CIPHER must be aes-256-gcm or sm4-gcm")?;
+        }
         config.dev_sign_in = match var("HUYING_DEV_SIGN_IN") {
             Some(flag) => parse_flag("HUYING_DEV_SIGN_IN", &flag)?,
             None => embedded,
@@ -118,13 +137,7 @@ impl Config {
             config.cors_origins = origins.split(',').map(|o| o.trim().to_owned()).collect();
         }
         config.categories_file = var("HUYING_CATEGORIES_FILE").map(PathBuf::from);
-        if let Some(burst) = var("HUYING_FILING_BURST") {
-            config.filing_quota.burst = burst.parse().context("HUYING_FILING_BURST")?;
-        }
-        if let Some(secs) = var("HUYING_FILING_PERIOD_SECS") {
-            config.filing_quota.period =
-                Duration::from_secs(secs.parse().context("HUYING_FILING_PERIOD_SECS")?);
-        }
+        (config.rate_limits, config.trusted_proxies) = limits_from_env(&var)?;
         if let Some(km) = var("HUYING_SERVICE_RADIUS_KM") {
             config.service_area.radius_km = km.parse().context("HUYING_SERVICE_RADIUS_KM")?;
         }
@@ -147,6 +160,7 @@ impl Config {
             let days: u32 = days.parse().context("HUYING_AUDIT_RETENTION_DAYS")?;
             config.audit_retention = chrono::Duration::days(i64::from(days));
         }
+        read_retention(&var, &mut config.personal_data)?;
         if var("HUYING_LOG_FORMAT").as_deref() == Some("json") {
             config.log_format = LogFormat::Json;
         }
@@ -185,10 +199,8 @@ impl Config {
             cors_origins: Vec::new(),
             categories_file: None,
             service_area: bundled_service_area(),
-            filing_quota: Quota {
-                burst: 10,
-                period: Duration::from_secs(3600),
-            },
+            rate_limits: Policies::default(),
+            trusted_proxies: TrustedProxies::default(),
             access_token_ttl: chrono::Duration::minutes(15),
             refresh_token_ttl: chrono::Duration::days(30),
             health_probe_interval: Duration::from_secs(5),
@@ -198,6 +210,7 @@ impl Config {
             streams: Default::default(),
             lockout: Default::default(),
             audit_retention: chrono::Duration::days(365),
+            personal_data: Default::default(),
             log_format: LogFormat::Text,
             citizen_sign_in: CitizenSignInConfig::embedded(),
             revocation_sync_interval: Some(Duration::from_secs(5)),
@@ -218,11 +231,13 @@ impl Config {
         if !self.is_embedded() && self.redis_url.is_none() {
             bail!("HUYING_REDIS_URL is required with PostgreSQL: replicas must share rate limits");
         }
+        // The hash tag of a limiter key is its first {…}: braces in the
+        // prefix would put every key in one cluster slot.
+        if self.redis_prefix.contains(['{', '}']) {
+            bail!("HUYING_REDIS_PREFIX must not contain braces");
+        }
         if !self.is_embedded() && matches!(self.payout, PayoutConfig::Simulated) {
             bail!("the simulated payout provider pays nobody; it is refused with PostgreSQL");
-        }
-        if self.filing_quota.burst == 0 || self.filing_quota.period.is_zero() {
-            bail!("the filing quota needs a burst and a period above zero");
         }
         if self.lockout.max_failures == 0 || self.lockout.lock_for <= chrono::Duration::zero() {
             bail!("the staff lock-out needs a failure count and a lock time above zero");
@@ -238,6 +253,13 @@ impl Config {
         if self.access_token_ttl >= chrono::Duration::hours(24) {
             bail!("access tokens must expire within a day");
         }
+        self.personal_data
+            .retention
+            .check()
+            .map_err(|reason| anyhow::anyhow!("retention settings: {reason}"))?;
+        if self.personal_data.reencryption_batch == 0 {
+            bail!("HUYING_REENCRYPTION_BATCH must be above zero");
+        }
         if self
             .revocation_sync_interval
             .is_some_and(|every| every.is_zero())
@@ -246,6 +268,26 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `HUYING_RATE_LIMITS` over the default policies, and the trusted proxies.
+fn limits_from_env(
+    var: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<(Policies, TrustedProxies)> {
+    for replaced in ["HUYING_FILING_BURST", "HUYING_FILING_PERIOD_SECS"] {
+        if var(replaced).is_some() {
+            bail!("{replaced} is replaced by HUYING_RATE_LIMITS, e.g. file.citizen=10/1h");
+        }
+    }
+    let mut policies = Policies::default();
+    if let Some(limits) = var("HUYING_RATE_LIMITS") {
+        policies.apply(&limits).context("HUYING_RATE_LIMITS")?;
+    }
+    let proxies = match var("HUYING_TRUSTED_PROXIES") {
+        Some(proxies) => TrustedProxies::parse(&proxies).context("HUYING_TRUSTED_PROXIES")?,
+        None => TrustedProxies::default(),
+    };
+    Ok((policies, proxies))
 }
 
 /// "1:<64 hex digits>,2:<64 hex digits>"; the highest version encrypts.
@@ -260,6 +302,42 @@ fn parse_data_keys(text: &str) -> anyhow::Result<Vec<(u32, [u8; 32])>> {
             Ok((version, decode_key(key).context("HUYING_DATA_KEYS")?))
         })
         .collect()
+}
+
+/// `HUYING_*_RETENTION_*` and the re-encryption batch size.
+fn read_retention(
+    var: &dyn Fn(&str) -> Option<String>,
+    policy: &mut crate::service::personal_data::PersonalDataPolicy,
+) -> anyhow::Result<()> {
+    let days = |name: &str| -> anyhow::Result<Option<chrono::Duration>> {
+        var(name)
+            .map(|text| {
+                let days: u32 = text.parse().with_context(|| format!("{name} is in days"))?;
+                Ok(chrono::Duration::days(i64::from(days)))
+            })
+            .transpose()
+    };
+    if let Some(period) = days("HUYING_SESSION_RETENTION_DAYS")? {
+        policy.retention.sessions = period;
+    }
+    if let Some(period) = days("HUYING_SMS_CODE_RETENTION_DAYS")? {
+        policy.retention.sms_codes = period;
+    }
+    if let Some(period) = days("HUYING_CLOSED_CONTACT_RETENTION_DAYS")? {
+        policy.retention.closed_complaint_contact = period;
+    }
+    if let Some(size) = var("HUYING_REENCRYPTION_BATCH") {
+        policy.reencryption_batch = size.parse().context("HUYING_REENCRYPTION_BATCH")?;
+    }
+    Ok(())
+}
+
+/// The key blind indexes were always keyed from when none is set apart.
+fn lowest_version(keys: &[(u32, [u8; 32])]) -> anyhow::Result<[u8; 32]> {
+    keys.iter()
+        .min_by_key(|(version, _)| *version)
+        .map(|(_, key)| *key)
+        .context("HUYING_DATA_KEYS needs at least one key")
 }
 
 fn parse_flag(name: &str, value: &str) -> anyhow::Result<bool> {
@@ -321,6 +399,48 @@ mod tests {
         assert!(config.check().is_err());
         config.audit_retention = chrono::Duration::days(183);
         assert!(config.check().is_ok());
+    }
+
+    fn limits_from(pairs: &[(&str, &str)]) -> anyhow::Result<(Policies, TrustedProxies)> {
+        let var = |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        };
+        limits_from_env(&var)
+    }
+
+    #[test]
+    fn rate_limits_and_proxies_come_from_the_environment_with_named_errors() {
+        let (policies, proxies) = limits_from(&[
+            ("HUYING_RATE_LIMITS", "file.citizen=3/1h"),
+            ("HUYING_TRUSTED_PROXIES", "10.0.0.0/8"),
+        ])
+        .unwrap();
+        assert_eq!(policies.quota(crate::limiter::Policy::FileCitizen).burst, 3);
+        assert!(!proxies.is_empty());
+        assert_eq!(limits_from(&[]).unwrap().0, Policies::default());
+
+        for (name, value) in [
+            ("HUYING_RATE_LIMITS", "file.citizen=3"),
+            ("HUYING_TRUSTED_PROXIES", "10.0.0.0/40"),
+            ("HUYING_FILING_BURST", "10"),
+        ] {
+            let error = format!("{:#}", limits_from(&[(name, value)]).unwrap_err());
+            assert!(error.starts_with(name), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_redis_prefix_with_braces_is_refused() {
+        let mut config = Config::embedded_defaults(
+            "sqlite://huying-data/huying.db".to_owned(),
+            Keys::derived_from(b"k"),
+        );
+        config.redis_prefix = "huying:{a}:".to_owned();
+        let error = config.check().unwrap_err().to_string();
+        assert!(error.contains("HUYING_REDIS_PREFIX"), "{error}");
     }
 
     #[test]

@@ -18,21 +18,25 @@ use tonic_health::server::HealthReporter;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::api::access::AccessLayer;
+use crate::api::client::{ClientLayer, DEVICE_ID_HEADER};
 use crate::api::logging::RpcLogLayer;
 use crate::api::{
-    AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, RewardApi, StaffAccountApi,
+    AbuseApi, AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, PersonalDataApi, RewardApi,
+    StaffAccountApi,
 };
 use crate::bus::{EventBus, LocalBus, RedisBus};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::category::CategoryStandard;
-use crate::limiter::{MemoryLimiter, RateLimiter, RedisLimiter};
+use crate::limiter::{Limits, RedisLimiter};
 use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::proto::v1::abuse_service_server::AbuseServiceServer;
 use crate::proto::v1::audit_service_server::AuditServiceServer;
 use crate::proto::v1::auth_service_server::AuthServiceServer;
 use crate::proto::v1::case_service_server::CaseServiceServer;
 use crate::proto::v1::citizen_service_server::CitizenServiceServer;
 use crate::proto::v1::directory_service_server::DirectoryServiceServer;
+use crate::proto::v1::personal_data_service_server::PersonalDataServiceServer;
 use crate::proto::v1::reward_service_server::RewardServiceServer;
 use crate::proto::v1::staff_account_service_server::StaffAccountServiceServer;
 use crate::security::{PhoneCipher, SecretCipher, TokenSigner};
@@ -52,6 +56,8 @@ const HEALTH_NAMES: &[&str] = &[
     "huying.v1.DirectoryService",
     "huying.v1.StaffAccountService",
     "huying.v1.AuditService",
+    "huying.v1.AbuseService",
+    "huying.v1.PersonalDataService",
     "huying.v1.RewardService",
 ];
 
@@ -116,6 +122,7 @@ impl Application {
             .layer(crate::api::web::MarkGrpcWebLayer)
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(RpcLogLayer)
+            .layer(ClientLayer::new(config.trusted_proxies.clone()))
             .layer(AccessLayer::new(Arc::clone(&services)))
             .add_service(health_service)
             .add_service(reflection)
@@ -134,6 +141,12 @@ impl Application {
             .add_service(AuditServiceServer::new(AuditApi::new(Arc::clone(
                 &services,
             ))))
+            .add_service(AbuseServiceServer::new(AbuseApi::new(Arc::clone(
+                &services,
+            ))))
+            .add_service(PersonalDataServiceServer::new(PersonalDataApi::new(
+                Arc::clone(&services),
+            )))
             .add_service(RewardServiceServer::new(RewardApi::new(Arc::clone(
                 &services,
             ))))
@@ -206,6 +219,19 @@ impl Application {
         self.services.purge_audit_log().await
     }
 
+    /// Removes personal data past its retention now (the loop's daily step).
+    pub async fn purge_personal_data(
+        &self,
+    ) -> Result<crate::domain::personal_data::PurgeReport, crate::domain::DomainError> {
+        self.services.purge_personal_data().await
+    }
+
+    /// Runs the background re-encryption once (the loop's step after each
+    /// supervision tick); returns how many values changed.
+    pub async fn reencrypt_stale_values(&self) -> Result<u64, crate::domain::DomainError> {
+        self.services.reencrypt_stale_values().await
+    }
+
     /// Reads the sessions revoked while their access tokens may still be
     /// valid, as the background reader does every few seconds (for tests
     /// that drive it themselves); returns how many.
@@ -258,13 +284,20 @@ async fn build_services(
     let store = store::connect(&config.database_url, config.database_max_connections).await?;
     // With Redis, limits and event fan-out are shared by every replica;
     // without it (the embedded default) they stay in this process.
-    let (limiter, bus): (Arc<dyn RateLimiter>, Arc<dyn EventBus>) = match &config.redis_url {
-        Some(url) => (
-            Arc::new(RedisLimiter::connect(url, &config.redis_prefix).await?),
-            Arc::new(RedisBus::connect(url, &config.redis_prefix).await?),
+    let (limits, bus): (Limits, Arc<dyn EventBus>) = match &config.redis_url {
+        Some(url) => {
+            let redis = RedisLimiter::connect(url, &config.redis_prefix).await?;
+            (
+                Limits::shared(config.rate_limits.clone(), redis, Arc::clone(&clock)),
+                Arc::new(RedisBus::connect(url, &config.redis_prefix).await?),
+            )
+        }
+        None => (
+            Limits::in_process(config.rate_limits.clone(), Arc::clone(&clock)),
+            Arc::new(LocalBus::new()),
         ),
-        None => (Arc::new(MemoryLimiter::new()), Arc::new(LocalBus::new())),
     };
+    tracing::info!(rate_limits = %config.rate_limits, "rate limits");
     let standard = match &config.categories_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -278,13 +311,12 @@ async fn build_services(
     let services = Services {
         store,
         bus,
-        limiter,
+        limits,
         clock,
         standard: Arc::new(standard),
         service_area: config.service_area,
-        cipher: PhoneCipher::new(&config.keys.data_keys)?,
+        cipher: PhoneCipher::new(&config.keys)?,
         signer: TokenSigner::new(config.keys.token_secret.clone(), config.access_token_ttl),
-        filing_quota: config.filing_quota,
         refresh_token_ttl: config.refresh_token_ttl,
         dev_sign_in: config.dev_sign_in,
         stopping,
@@ -295,9 +327,10 @@ async fn build_services(
         staff_security: StaffSecurity {
             lockout: config.lockout,
             audit_retention: config.audit_retention,
-            secrets: SecretCipher::new(&config.keys.data_keys)?,
+            secrets: SecretCipher::new(&config.keys)?,
         },
         citizen_sign_in: CitizenSignIn::new(&config.citizen_sign_in, &config.keys.token_secret)?,
+        personal_data: config.personal_data,
         rewards: crate::service::red_envelopes::Rewards {
             drawer: Arc::new(crate::service::amount::SecureDrawer),
             payout,
@@ -346,6 +379,7 @@ fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
             header("x-grpc-web"),
             header("x-user-agent"),
             header("grpc-timeout"),
+            header(DEVICE_ID_HEADER),
         ])
         .expose_headers([
             header("grpc-status"),
@@ -388,6 +422,9 @@ async fn supervise_forever(services: Arc<Services>, every: Duration) {
             if let Err(error) = services.purge_audit_log().await {
                 tracing::error!(error = %format!("{error:#}"), "audit log purge failed");
             }
+            if let Err(error) = services.purge_personal_data().await {
+                tracing::error!(error = %format!("{error:#}"), "personal data purge failed");
+            }
             warned_on = Some(today);
         }
         let refreshed = services.load_reference().await;
@@ -397,6 +434,10 @@ async fn supervise_forever(services: Arc<Services>, every: Duration) {
         };
         if let Err(error) = result {
             tracing::error!(error = %format!("{error:#}"), "supervision tick failed");
+        }
+        // Does nothing once every stored value is under the current key.
+        if let Err(error) = services.reencrypt_stale_values().await {
+            tracing::error!(error = %format!("{error:#}"), "re-encryption failed");
         }
     }
 }

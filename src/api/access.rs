@@ -59,6 +59,10 @@ const SUPERVISORS: &[Role] = &[UnitSupervisor, DistrictSupervisor];
 const FOLLOW_UP: &[Role] = &[Dispatcher, DistrictSupervisor];
 const SYSTEM_ADMIN: &[Role] = &[SystemAdmin];
 const AUDIT_ADMIN: &[Role] = &[AuditAdmin];
+const SECURITY_ADMIN: &[Role] = &[SecurityAdmin];
+/// Who runs key rotation: security administrators own the keys, system
+/// administrators run the deployment.
+const KEY_ADMINS: &[Role] = &[SecurityAdmin, SystemAdmin];
 /// The district decides the reward policy and withdraws envelopes of
 /// fraudulent complaints; auditors read everything about the money.
 const REWARD_MANAGERS: &[Role] = &[DistrictSupervisor];
@@ -153,6 +157,21 @@ pub const RULES: &[Rule] = &[
         "/huying.v1.CitizenService/WatchMyComplaints",
         Audience::Roles(CITIZEN),
         Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/ExportMyData",
+        Audience::Roles(CITIZEN),
+        Scope::OwnIdentity,
+    ),
+    rule(
+        "/huying.v1.CitizenService/DeleteMyAccount",
+        Audience::Roles(CITIZEN),
+        Scope::OwnIdentity,
+    ),
+    rule(
+        "/huying.v1.PersonalDataService/GetReencryptionProgress",
+        Audience::Roles(KEY_ADMINS),
+        Scope::Anything,
     ),
     rule(
         "/huying.v1.CitizenService/ListMyRedEnvelopes",
@@ -342,6 +361,21 @@ pub const RULES: &[Rule] = &[
     rule(
         "/huying.v1.AuditService/ListAuditRecords",
         Audience::Roles(AUDIT_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.AbuseService/AddBlock",
+        Audience::Roles(SECURITY_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.AbuseService/LiftBlock",
+        Audience::Roles(SECURITY_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.AbuseService/ListBlocks",
+        Audience::Roles(SECURITY_ADMIN),
         Scope::Anything,
     ),
     rule(

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::client::client;
 use super::{caller, convert};
 use crate::domain::DomainError;
 use crate::domain::staff::Password;
@@ -11,6 +12,7 @@ use crate::proto::v1::sign_in_request::Credential;
 use crate::service::Services;
 use crate::service::auth::{DevSignIn, SignedIn};
 use crate::service::identity::{CitizenCredential, CitizenView};
+use crate::service::limits::SignInAttempt;
 use crate::service::staff_sign_in::StaffSignIn;
 
 pub struct AuthApi {
@@ -54,6 +56,22 @@ fn identity(view: CitizenView) -> pb::CitizenIdentity {
     }
 }
 
+/// What a sign-in attempt is counted against, besides its address.
+fn sign_in_attempt(credential: &Credential) -> SignInAttempt<'_> {
+    match credential {
+        Credential::Dev(dev) => SignInAttempt::Dev {
+            subject: &dev.subject,
+        },
+        Credential::Staff(staff) => SignInAttempt::Staff {
+            username: &staff.username,
+        },
+        Credential::Phone(phone) => SignInAttempt::Phone {
+            phone: &phone.phone,
+        },
+        Credential::Wechat(_) => SignInAttempt::WeChat,
+    }
+}
+
 fn required_token(token: &str) -> Result<&str, Status> {
     if token.is_empty() {
         return Err(DomainError::invalid("refresh_token", "must be set").into());
@@ -67,7 +85,14 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::SignInRequest>,
     ) -> Result<Response<pb::SignInResponse>, Status> {
-        let signed_in = match request.into_inner().credential {
+        let client = client(&request);
+        let credential = request.into_inner().credential;
+        if let Some(credential) = &credential {
+            self.services
+                .limit_sign_in(&client, sign_in_attempt(credential))
+                .await?;
+        }
+        let signed_in = match credential {
             Some(Credential::Dev(dev)) => {
                 self.services
                     .sign_in_dev(DevSignIn {
@@ -135,13 +160,11 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::RequestSmsCodeRequest>,
     ) -> Result<Response<pb::RequestSmsCodeResponse>, Status> {
-        // TODO(identity): behind a reverse proxy this is the proxy's address;
-        // trusting X-Forwarded-For from configured proxies would restore
-        // the per-address limit there.
-        let address = request.remote_addr().map(|peer| peer.ip());
+        // Behind trusted proxies this is the address they forwarded.
+        let client = client(&request);
         let expires_at = self
             .services
-            .request_sms_code(&request.into_inner().phone, address)
+            .request_sms_code(&request.into_inner().phone, &client)
             .await?;
         Ok(Response::new(pb::RequestSmsCodeResponse {
             code_expires_at: Some(convert::timestamp(expires_at)),

@@ -119,12 +119,14 @@ impl CaseService for CaseApi {
         request: Request<pb::WatchQueueRequest>,
     ) -> Result<Response<QueueStream>, Status> {
         let staff = caller(&request)?;
+        self.services.limit_read(&staff).await?;
         let stream = self.services.watch_queue(&staff).await?;
         Ok(Response::new(queue_stream(stream)))
     }
 
     async fn get_case(&self, request: Request<pb::GetCaseRequest>) -> CaseResult {
         let staff = caller(&request)?;
+        self.services.limit_read(&staff).await?;
         let id = ComplaintId::parse(&request.get_ref().complaint_id)?;
         let case = self.services.get_case(&staff, id).await?;
         Ok(Response::new(convert::case(&case)))
@@ -135,6 +137,7 @@ impl CaseService for CaseApi {
         request: Request<pb::ListQueueRequest>,
     ) -> Result<Response<pb::ListQueueResponse>, Status> {
         let staff = caller(&request)?;
+        self.services.limit_read(&staff).await?;
         let request = request.into_inner();
         let filter = QueueFilter {
             statuses: request
@@ -161,6 +164,7 @@ impl CaseService for CaseApi {
         request: Request<pb::ListCaseEventsRequest>,
     ) -> Result<Response<pb::ListCaseEventsResponse>, Status> {
         let staff = caller(&request)?;
+        self.services.limit_read(&staff).await?;
         let id = ComplaintId::parse(&request.get_ref().complaint_id)?;
         let events = self
             .services

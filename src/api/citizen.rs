@@ -5,6 +5,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use super::client::client;
 use super::web::GrpcWebCall;
 use super::{caller, convert};
 use crate::domain::complaint::ComplaintId;
@@ -27,13 +28,41 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchComplaintResponse, 
 
 #[tonic::async_trait]
 impl CitizenService for CitizenApi {
+    async fn export_my_data(
+        &self,
+        request: Request<pb::ExportMyDataRequest>,
+    ) -> Result<Response<pb::ExportMyDataResponse>, Status> {
+        let citizen = caller(&request)?;
+        let export = self.services.export_my_data(&citizen).await?;
+        Ok(Response::new(convert::citizen_export(&export)))
+    }
+
+    async fn delete_my_account(
+        &self,
+        request: Request<pb::DeleteMyAccountRequest>,
+    ) -> Result<Response<pb::DeleteMyAccountResponse>, Status> {
+        let citizen = caller(&request)?;
+        let confirmation = &request.get_ref().confirmation;
+        let deletion = self
+            .services
+            .delete_my_account(&citizen, confirmation)
+            .await?;
+        Ok(Response::new(pb::DeleteMyAccountResponse {
+            complaints_kept: deletion.complaints_kept,
+        }))
+    }
+
     async fn file_complaint(
         &self,
         request: Request<pb::FileComplaintRequest>,
     ) -> Result<Response<pb::FileComplaintResponse>, Status> {
         let citizen = caller(&request)?;
+        let client = client(&request);
         let input = convert::filing_input(request.into_inner());
-        let (complaint, replayed) = self.services.file_complaint(&citizen, input).await?;
+        let (complaint, replayed) = self
+            .services
+            .file_complaint(&citizen, &client, input)
+            .await?;
         Ok(Response::new(pb::FileComplaintResponse {
             complaint: Some(convert::complaint(&complaint)),
             replayed,
@@ -45,6 +74,7 @@ impl CitizenService for CitizenApi {
         request: Request<pb::GetComplaintRequest>,
     ) -> Result<Response<pb::Complaint>, Status> {
         let citizen = caller(&request)?;
+        self.services.limit_read(&citizen).await?;
         let id = ComplaintId::parse(&request.get_ref().complaint_id)?;
         let complaint = self.services.get_own_complaint(&citizen, id).await?;
         Ok(Response::new(convert::complaint(&complaint)))
@@ -55,6 +85,7 @@ impl CitizenService for CitizenApi {
         request: Request<pb::ListMyComplaintsRequest>,
     ) -> Result<Response<pb::ListMyComplaintsResponse>, Status> {
         let citizen = caller(&request)?;
+        self.services.limit_read(&citizen).await?;
         let request = request.into_inner();
         let page = self
             .services
@@ -119,6 +150,7 @@ impl CitizenService for CitizenApi {
         request: Request<pb::WatchMyComplaintsRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let citizen = caller(&request)?;
+        self.services.limit_read(&citizen).await?;
         let web = request.extensions().get::<GrpcWebCall>().is_some();
         let stream = self
             .services
@@ -135,6 +167,7 @@ impl CitizenService for CitizenApi {
         request: Request<pb::WatchComplaintRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let citizen = caller(&request)?;
+        self.services.limit_read(&citizen).await?;
         let web = request.extensions().get::<GrpcWebCall>().is_some();
         let request = request.into_inner();
         let id = ComplaintId::parse(&request.complaint_id)?;

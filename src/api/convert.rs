@@ -378,3 +378,45 @@ pub fn unit_from_proto(
         parent_id: (!unit.parent_id.is_empty()).then_some(unit.parent_id),
     })
 }
+
+/// A citizen's export: their own data, unmasked.
+pub fn citizen_export(
+    export: &crate::domain::personal_data::CitizenExport,
+) -> pb::ExportMyDataResponse {
+    let (notice_version, notice_at) = export.privacy_notice.clone().unzip();
+    pb::ExportMyDataResponse {
+        account_id: export.account_id.to_string(),
+        display_name: export.display_name.clone(),
+        phone: export
+            .phone
+            .as_ref()
+            .map(|p| p.expose().to_owned())
+            .unwrap_or_default(),
+        wechat_identities: export
+            .wechat
+            .iter()
+            .map(|w| pb::ExportedWeChatIdentity {
+                app_id: w.app_id.clone(),
+                openid: w.openid.clone(),
+                unionid: w.unionid.clone().unwrap_or_default(),
+                linked_at: Some(timestamp(w.linked_at)),
+            })
+            .collect(),
+        privacy_notice_version: notice_version.unwrap_or_default(),
+        privacy_notice_accepted_at: notice_at.map(timestamp),
+        complaints: export
+            .complaints
+            .iter()
+            .map(|c| pb::ExportedComplaint {
+                complaint: Some(complaint(&c.complaint)),
+                contact_phone: c
+                    .contact_phone
+                    .as_ref()
+                    .map(|p| p.expose().to_owned())
+                    .unwrap_or_default(),
+                timeline: c.timeline.iter().map(event).collect(),
+            })
+            .collect(),
+        exported_at: Some(timestamp(export.exported_at)),
+    }
+}

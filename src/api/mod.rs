@@ -2,26 +2,31 @@
 //! convert its result. Access control and request logging are tower layers
 //! applied to every RPC in `startup`.
 
+mod abuse;
 pub mod access;
 mod audit;
 mod auth;
 mod case;
 mod citizen;
+pub mod client;
 pub mod codec;
 mod convert;
 mod directory;
 pub mod logging;
+mod personal_data;
 pub mod payout_notify;
 mod rewards;
 mod staff;
 mod status;
 pub mod web;
 
+pub use abuse::AbuseApi;
 pub use audit::AuditApi;
 pub use auth::AuthApi;
 pub use case::CaseApi;
 pub use citizen::CitizenApi;
 pub use directory::DirectoryApi;
+pub use personal_data::PersonalDataApi;
 pub use rewards::RewardApi;
 pub use staff::StaffAccountApi;
 

@@ -3,7 +3,7 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::domain::error::DomainError;
+use crate::domain::error::{DomainError, Refusal};
 
 /// The `domain` of every ErrorInfo this service sends.
 const ERROR_DOMAIN: &str = "huying";
@@ -29,21 +29,11 @@ impl From<DomainError> for Status {
             }
             DomainError::NotFound(what) => Status::not_found(format!("{what} not found")),
             DomainError::FailedPrecondition(reason) => Status::failed_precondition(reason),
-            DomainError::Refused(refusal) => {
-                let metadata: std::collections::HashMap<String, String> = refusal
-                    .metadata
-                    .into_iter()
-                    .map(|(key, value)| (key.to_owned(), value))
-                    .collect();
-                Status::with_error_details(
-                    Code::FailedPrecondition,
-                    refusal.message,
-                    ErrorDetails::with_error_info(refusal.reason, ERROR_DOMAIN, metadata),
-                )
-            }
+            DomainError::Refused(refusal) => with_error_info(Code::FailedPrecondition, refusal),
             DomainError::Conflict(reason) => Status::aborted(reason),
             DomainError::Unauthenticated(reason) => Status::unauthenticated(reason),
             DomainError::PermissionDenied(reason) => Status::permission_denied(reason),
+            DomainError::Forbidden(refusal) => with_error_info(Code::PermissionDenied, refusal),
             DomainError::RateLimited { retry_after } => {
                 let seconds = retry_after.as_secs_f64().ceil();
                 Status::with_error_details(
@@ -60,4 +50,18 @@ impl From<DomainError> for Status {
             }
         }
     }
+}
+
+/// A status whose ErrorInfo names the reason for programs.
+fn with_error_info(code: Code, refusal: Refusal) -> Status {
+    let metadata: std::collections::HashMap<String, String> = refusal
+        .metadata
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect();
+    Status::with_error_details(
+        code,
+        refusal.message,
+        ErrorDetails::with_error_info(refusal.reason, ERROR_DOMAIN, metadata),
+    )
 }

@@ -266,6 +266,11 @@ fn server_env(database_url: &str, redis_url: &str) -> Vec<(&'static str, String)
         ("HUYING_TOKEN_SECRET", random_hex(32)),
         ("HUYING_DATA_KEYS", format!("1:{}", random_hex(32))),
         ("HUYING_DEV_SIGN_IN", "true".to_owned()),
+        // Every simulated phone signs in and files from 127.0.0.1.
+        (
+            "HUYING_RATE_LIMITS",
+            "signin.ip=1000000/1m,file.ip=1000000/1m".to_owned(),
+        ),
         ("RUST_LOG", "warn".to_owned()),
         // The echoed warnings go to a terminal or a file, not through a pipe
         // that understands colour codes.

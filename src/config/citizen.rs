@@ -6,7 +6,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::domain::citizen::CodePolicy;
-use crate::limiter::Quota;
 use crate::security::Secret;
 use crate::sms::{SmsConfig, TencentSmsConfig};
 use crate::wechat::WeChatConfig;
@@ -20,36 +19,6 @@ pub struct CitizenSignInConfig {
     /// `None`: SMS codes are refused (no provider configured).
     pub sms: Option<SmsConfig>,
     pub codes: CodePolicy,
-    pub sms_limits: SmsLimits,
-}
-
-/// How many codes may be texted. Long windows: each message costs money.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SmsLimits {
-    pub per_phone_short: Quota,
-    pub per_phone_daily: Quota,
-    /// Per client address; generous, since carrier NAT puts many phones
-    /// behind one address.
-    pub per_address: Quota,
-}
-
-impl Default for SmsLimits {
-    fn default() -> SmsLimits {
-        SmsLimits {
-            per_phone_short: Quota {
-                burst: 1,
-                period: Duration::from_secs(60),
-            },
-            per_phone_daily: Quota {
-                burst: 10,
-                period: Duration::from_secs(24 * 3600),
-            },
-            per_address: Quota {
-                burst: 30,
-                period: Duration::from_secs(3600),
-            },
-        }
-    }
 }
 
 impl CitizenSignInConfig {
@@ -61,7 +30,6 @@ impl CitizenSignInConfig {
             wechat: None,
             sms: Some(SmsConfig::Development),
             codes: CodePolicy::default(),
-            sms_limits: SmsLimits::default(),
         }
     }
 

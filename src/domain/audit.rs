@@ -55,6 +55,11 @@ audit_actions! {
     CalendarLoaded => "directory.calendar_loaded",
     ContactRevealed => "case.contact_revealed",
     AuditPurged => "audit.purged",
+    BlockAdded => "abuse.block_added",
+    BlockLifted => "abuse.block_lifted",
+    AccountDeleted => "citizen.account_deleted",
+    DataReencrypted => "personal_data.reencrypted",
+    RetentionPurged => "personal_data.retention_purged",
     RewardPolicyChanged => "reward.policy_changed",
     RedEnvelopeWithdrawn => "reward.envelope_withdrawn",
 }

@@ -44,6 +44,11 @@ pub enum DomainError {
     #[error("{0}")]
     PermissionDenied(String),
 
+    /// The caller may not do this for a stated, programmatic reason (a
+    /// block in force, …).
+    #[error("{}", .0.message)]
+    Forbidden(Refusal),
+
     #[error("too many requests, retry in {} s", retry_after.as_secs())]
     RateLimited { retry_after: Duration },
 

@@ -4,15 +4,18 @@
 
 pub mod account;
 pub mod audit;
+pub mod block;
 pub mod calendar;
 pub mod case;
 pub mod category;
 pub mod citizen;
+pub mod client;
 pub mod complaint;
 pub mod directory;
 pub mod duplicate;
 pub mod error;
 pub mod geo;
+pub mod personal_data;
 pub mod phone;
 pub mod red_envelope;
 pub mod staff;

@@ -1,17 +1,26 @@
 //! Rate limiting with the generic cell rate algorithm (GCRA): each key keeps
 //! one number, the "theoretical arrival time" of its next request, which
 //! allows a burst of `quota.burst` requests and then one per
-//! `period / burst`. Time comes from the caller's clock, so tests move it.
+//! `period / burst`.
+//!
+//! [`Limits`] is what the use cases call: it applies the configured
+//! [`Policies`] to the subjects of a request (a citizen, a device, a client
+//! address, …) on the shared Redis limiter, and decides per policy what an
+//! outage of Redis means (fall back to this process's own limiter, or
+//! refuse).
 
+mod limits;
 mod memory;
+mod policy;
 mod redis;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
+pub use self::limits::{Check, Limits, Refusal};
 pub use self::memory::MemoryLimiter;
+pub use self::policy::{Outage, Policies, Policy, Subject};
 pub use self::redis::RedisLimiter;
 
 /// At most `burst` requests within any `period`, refilled evenly.
@@ -39,18 +48,15 @@ pub enum Decision {
 
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
-    /// Counts one request against `key` if the quota allows it.
-    async fn acquire(
-        &self,
-        key: &str,
-        quota: Quota,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<Decision>;
+    /// Counts one request against `key` if the quota allows it. Each
+    /// limiter reads its own clock: the Redis server's for the shared one,
+    /// the injected one in process.
+    async fn acquire(&self, key: &str, quota: Quota) -> anyhow::Result<Decision>;
 }
 
 /// One GCRA step: given the stored arrival time (if any), decide and return
-/// the arrival time to store when allowed. Shared by both limiters; the
-/// Redis script performs the same arithmetic atomically on the server.
+/// the arrival time to store when allowed. The Redis script performs the
+/// same arithmetic atomically on the server.
 fn gcra(stored_tat_ms: Option<i64>, now_ms: i64, quota: Quota) -> (Decision, Option<i64>) {
     let tat = stored_tat_ms.unwrap_or(now_ms).max(now_ms);
     let new_tat = tat + quota.emission_interval_ms();

@@ -11,6 +11,8 @@ use anyhow::{Context, bail};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::field::Algorithm;
+
 pub const KEY_LEN: usize = 32;
 
 #[derive(Clone)]
@@ -19,6 +21,12 @@ pub struct Keys {
     pub token_secret: Vec<u8>,
     /// Versioned keys for personal data; the highest version encrypts.
     pub data_keys: Vec<(u32, [u8; KEY_LEN])>,
+    /// The algorithm new personal data is encrypted with.
+    pub data_cipher: Algorithm,
+    /// Keys the blind indexes that find citizens by phone. Never rotated
+    /// with the data keys: a change would orphan every stored index. By
+    /// default it is the lowest-versioned data key, as it always was.
+    pub blind_index_key: [u8; KEY_LEN],
 }
 
 impl std::fmt::Debug for Keys {
@@ -56,9 +64,12 @@ impl Keys {
             let out: [u8; KEY_LEN] = mac.finalize().into_bytes().into();
             out
         };
+        let data_key = derive(b"huying/personal-data/v1");
         Keys {
             token_secret: derive(b"huying/token-signing/v1").to_vec(),
-            data_keys: vec![(1, derive(b"huying/personal-data/v1"))],
+            data_keys: vec![(1, data_key)],
+            data_cipher: Algorithm::default(),
+            blind_index_key: data_key,
         }
     }
 }

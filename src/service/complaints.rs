@@ -5,13 +5,16 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
 use super::Services;
+use super::limits::{address_check, device_check};
 use crate::domain::account::Principal;
+use crate::domain::block::BlockSubjects;
+use crate::domain::client::ClientContext;
 use crate::domain::complaint::{
     Complaint, ComplaintChange, ComplaintId, ComplaintStatus, FilingInput, NewComplaint, Rework,
     Satisfaction, parse_optional_note,
 };
 use crate::domain::error::DomainError;
-use crate::limiter::Decision;
+use crate::limiter::{Check, Policy, Subject};
 use crate::store::{CitizenQuery, Filing};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
@@ -27,19 +30,33 @@ pub struct ComplaintPage {
 }
 
 impl Services {
-    /// Files a complaint. Returns it and whether this call was a retry of an
-    /// earlier one with the same request id.
+    /// Files a complaint from the client (its address and the device the app
+    /// names). Returns it and whether this call was a retry of an earlier
+    /// one with the same request id.
     pub async fn file_complaint(
         &self,
         citizen: &Principal,
+        client: &ClientContext,
         input: FilingInput,
     ) -> Result<(Complaint, bool), DomainError> {
         let filing = input.parse(&self.standard, &self.service_area)?;
         let fingerprint = filing.fingerprint();
         let now = self.clock.now();
 
-        let key = format!("file:{}", citizen.account_id);
-        if let Decision::Limited { retry_after } = self.check_limit(&key, now).await {
+        let subjects = BlockSubjects {
+            citizen: Some(citizen.account_id),
+            device: client.device.clone(),
+            phone_indexes: filing
+                .contact_phone
+                .iter()
+                .map(|phone| self.cipher.blind_index(phone))
+                .collect(),
+        };
+        let checked = match self.ensure_not_blocked(&subjects).await {
+            Ok(()) => self.enforce(&filing_checks(citizen, client)).await,
+            Err(blocked) => Err(blocked),
+        };
+        if let Err(refused) = checked {
             // A retry of something already filed is an answer, not a new filing.
             return match self
                 .store
@@ -47,7 +64,7 @@ impl Services {
                 .await?
             {
                 Some(existing) => replayed(existing, &fingerprint),
-                None => Err(DomainError::RateLimited { retry_after }),
+                None => Err(refused),
             };
         }
 
@@ -89,18 +106,6 @@ impl Services {
                 Ok((complaint, false))
             }
             existing @ Filing::Existing { .. } => replayed(existing, &fingerprint),
-        }
-    }
-
-    /// A rate-limiter outage must not stop citizens from filing: the check
-    /// fails open and says so in the log.
-    async fn check_limit(&self, key: &str, now: chrono::DateTime<chrono::Utc>) -> Decision {
-        match self.limiter.acquire(key, self.filing_quota, now).await {
-            Ok(decision) => decision,
-            Err(error) => {
-                tracing::warn!(error = %format!("{error:#}"), "rate limiter unavailable; allowing");
-                Decision::Allowed
-            }
         }
     }
 
@@ -220,6 +225,17 @@ impl Services {
             "the complaint is changing too fast; try again".to_owned(),
         ))
     }
+}
+
+/// Filing is counted per citizen, then per device, then per address: the
+/// narrowest first, so one citizen's excess never spends the budget a
+/// device or an address shares with others.
+fn filing_checks(citizen: &Principal, client: &ClientContext) -> Vec<Check> {
+    let citizen = Subject::new("citizen", &citizen.account_id.to_string());
+    let mut checks = vec![Check::new(Policy::FileCitizen, citizen)];
+    checks.extend(device_check(Policy::FileDevice, client));
+    checks.extend(address_check(Policy::FileIp, client));
+    checks
 }
 
 /// A requested page size: 0 means the default; above the maximum is capped.

@@ -1,7 +1,6 @@
 //! Citizens' own sign-ins: WeChat mini-program, phone and SMS code, the
 //! links between them, and the privacy notice they accept.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use anyhow::anyhow;
@@ -9,15 +8,17 @@ use chrono::{DateTime, Utc};
 
 use super::Services;
 use super::auth::SignedIn;
-use crate::config::{CitizenSignInConfig, SmsLimits};
+use super::limits::address_check;
+use crate::config::CitizenSignInConfig;
 use crate::domain::account::{AccountId, Principal};
 use crate::domain::citizen::{
     CodePolicy, NoticeDecision, OneTimeCode, WeChatLoginCode, notice_not_accepted,
     privacy_notice_decision,
 };
+use crate::domain::client::ClientContext;
 use crate::domain::error::{DomainError, Violations};
 use crate::domain::phone::PhoneNumber;
-use crate::limiter::Decision;
+use crate::limiter::{Check, Policy, Subject};
 use crate::security::otp::{self, CodeHasher};
 use crate::sms::{CodeMessage, DevelopmentSms, SmsConfig, SmsError, SmsSender, TencentSms};
 use crate::store::identity::{
@@ -31,7 +32,6 @@ pub struct CitizenSignIn {
     pub wechat: Option<WeChatClient>,
     pub sms: Option<Arc<dyn SmsSender>>,
     pub codes: CodePolicy,
-    pub sms_limits: SmsLimits,
     pub code_hasher: CodeHasher,
 }
 
@@ -49,7 +49,6 @@ impl CitizenSignIn {
             wechat,
             sms,
             codes: config.codes,
-            sms_limits: config.sms_limits,
             code_hasher: CodeHasher::derived_from(secret),
         })
     }
@@ -84,6 +83,9 @@ impl Services {
     ) -> Result<SignedIn, DomainError> {
         let code = parse_wechat_code("wechat.code", &credential.code)?;
         let identity = self.exchange_wechat_code(&code).await?;
+        let account = Subject::private("wechat", &identity.openid);
+        self.enforce(&[Check::new(Policy::SignInAccount, account)])
+            .await?;
         let now = self.clock.now();
 
         let known = self
@@ -106,7 +108,7 @@ impl Services {
     pub async fn request_sms_code(
         &self,
         phone: &str,
-        address: Option<IpAddr>,
+        client: &ClientContext,
     ) -> Result<DateTime<Utc>, DomainError> {
         let phone = PhoneNumber::parse("phone", phone).map_err(one_violation)?;
         let Some(sender) = &self.citizen_sign_in.sms else {
@@ -116,7 +118,13 @@ impl Services {
         };
         let now = self.clock.now();
         let phone_index = self.cipher.blind_index(&phone);
-        self.check_sms_limits(&phone_index, address, now).await?;
+        // A blocked number gets no codes: no texts paid for, no new account.
+        let blocked = crate::domain::block::BlockSubjects {
+            phone_indexes: vec![phone_index.clone()],
+            ..Default::default()
+        };
+        self.ensure_not_blocked(&blocked).await?;
+        self.check_sms_limits(&phone_index, client).await?;
 
         let code = otp::new_code();
         let policy = self.citizen_sign_in.codes;
@@ -278,43 +286,21 @@ impl Services {
         }
     }
 
-    /// SMS costs money: when the limits cannot be checked, nothing is sent
-    /// (unlike filing, which lets citizens through).
+    /// Per phone first, then per address. SMS costs money, so these
+    /// policies refuse while the shared limiter is down (unlike filing,
+    /// which lets citizens through).
     async fn check_sms_limits(
         &self,
         phone_index: &str,
-        address: Option<IpAddr>,
-        now: DateTime<Utc>,
+        client: &ClientContext,
     ) -> Result<(), DomainError> {
-        let limits = self.citizen_sign_in.sms_limits;
-        let mut checks = Vec::with_capacity(3);
-        if let Some(address) = address {
-            checks.push((format!("sms:address:{address}"), limits.per_address));
-        }
-        checks.push((format!("sms:phone:{phone_index}"), limits.per_phone_short));
-        checks.push((
-            format!("sms:phone-day:{phone_index}"),
-            limits.per_phone_daily,
-        ));
-
-        for (key, quota) in checks {
-            match self.limiter.acquire(&key, quota, now).await {
-                Ok(Decision::Allowed) => {}
-                Ok(Decision::Limited { retry_after }) => {
-                    return Err(DomainError::RateLimited { retry_after });
-                }
-                Err(error) => {
-                    tracing::error!(
-                        error = %format!("{error:#}"),
-                        "rate limiter unavailable; no SMS is sent"
-                    );
-                    return Err(DomainError::Unavailable(
-                        "sign-in codes cannot be sent right now; try again later".to_owned(),
-                    ));
-                }
-            }
-        }
-        Ok(())
+        let phone = Subject::new("phone", phone_index);
+        let mut checks = vec![
+            Check::new(Policy::SmsPhone, phone.clone()),
+            Check::new(Policy::SmsPhoneDaily, phone),
+        ];
+        checks.extend(address_check(Policy::SmsIp, client));
+        self.enforce(&checks).await
     }
 
     fn presented_code(

@@ -2,6 +2,7 @@
 //! can do. They combine the domain rules with the adapters (store, bus,
 //! limiter, clock) and know nothing of gRPC.
 
+pub mod abuse;
 pub mod amount;
 pub mod audit;
 pub mod auth;
@@ -10,6 +11,8 @@ pub mod claims;
 pub mod complaints;
 pub mod contact;
 pub mod identity;
+pub mod limits;
+pub mod personal_data;
 pub mod queue_watch;
 pub mod red_envelopes;
 pub mod reference;
@@ -25,7 +28,7 @@ use crate::bus::EventBus;
 use crate::clock::Clock;
 use crate::domain::category::CategoryStandard;
 use crate::domain::geo::ServiceArea;
-use crate::limiter::{Quota, RateLimiter};
+use crate::limiter::Limits;
 use crate::security::{PhoneCipher, TokenSigner};
 use crate::store::Store;
 
@@ -33,13 +36,13 @@ use crate::store::Store;
 pub struct Services {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn EventBus>,
-    pub limiter: Arc<dyn RateLimiter>,
+    /// The rate-limit policies; see `limits.rs`.
+    pub limits: Limits,
     pub clock: Arc<dyn Clock>,
     pub standard: Arc<CategoryStandard>,
     pub service_area: ServiceArea,
     pub cipher: PhoneCipher,
     pub signer: TokenSigner,
-    pub filing_quota: Quota,
     pub refresh_token_ttl: chrono::Duration,
     pub dev_sign_in: bool,
     /// The directory and calendar in force; see `reference.rs`.
@@ -51,6 +54,8 @@ pub struct Services {
     /// Staff lock-out, audit retention and second-factor secrets.
     pub staff_security: staff_accounts::StaffSecurity,
     pub citizen_sign_in: identity::CitizenSignIn,
+    /// Key rotation batches and retention periods.
+    pub personal_data: personal_data::PersonalDataPolicy,
     pub rewards: red_envelopes::Rewards,
     /// Turns true when the server is stopping, so that long-lived streams
     /// end and graceful shutdown does not wait for clients to hang up.

@@ -39,6 +39,18 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0005_staff_accounts_audit.sql"),
     ),
     (
+        6,
+        "block lists",
+        include_str!("../../migrations/postgres/0006_abuse.sql"),
+        include_str!("../../migrations/sqlite/0006_abuse.sql"),
+    ),
+    (
+        7,
+        "personal data",
+        include_str!("../../migrations/postgres/0007_personal_data.sql"),
+        include_str!("../../migrations/sqlite/0007_personal_data.sql"),
+    ),
+    (
         8,
         "red envelopes",
         include_str!("../../migrations/postgres/0008_red_envelopes.sql"),

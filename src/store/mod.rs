@@ -3,13 +3,17 @@
 //! (see `sql.rs`); each engine module supplies its connection set-up, how a
 //! write transaction begins and how times are stored.
 
+pub mod abuse;
 pub mod identity;
 mod migrations;
+pub mod personal_data;
 pub mod postgres;
 pub mod rewards;
 mod sql;
+mod sql_abuse;
 mod sql_cases;
 mod sql_identity;
+mod sql_personal_data;
 mod sql_rewards;
 mod sql_staff;
 pub mod sqlite;
@@ -34,6 +38,7 @@ use crate::domain::directory::Unit;
 use crate::domain::geo::GeoPoint;
 
 pub use identity::IdentityStore;
+pub use personal_data::PersonalDataStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -222,6 +227,8 @@ pub trait Store:
     CaseStore
     + staff::StaffStore
     + IdentityStore
+    + abuse::AbuseStore
+    + PersonalDataStore
     + rewards::RewardStore
     + rewards::PayoutStore
     + Send

@@ -26,6 +26,13 @@ async fn begin_write(pool: &PgPool) -> sqlx::Result<sqlx::Transaction<'static, s
     pool.begin().await
 }
 
+/// A read that must see one moment: every statement in it reads the same
+/// snapshot.
+async fn begin_snapshot(pool: &PgPool) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+}
+
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
@@ -55,4 +62,6 @@ super::sql::shared_store_impl!(PgStore, sqlx::Postgres);
 super::sql_cases::case_store_impl!(PgStore, sqlx::Postgres);
 super::sql_staff::staff_store_impl!(PgStore, sqlx::Postgres);
 super::sql_identity::identity_store_impl!(PgStore, sqlx::Postgres);
+super::sql_abuse::abuse_store_impl!(PgStore, sqlx::Postgres);
+super::sql_personal_data::personal_data_store_impl!(PgStore, sqlx::Postgres);
 super::sql_rewards::reward_store_impl!(PgStore, sqlx::Postgres);

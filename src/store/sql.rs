@@ -5,6 +5,8 @@
 //!   `fn from_db(DbTime) -> anyhow::Result<DateTime<Utc>>`: how times are stored;
 //! - `async fn begin_write(&Pool) -> sqlx::Result<Transaction>`: how a
 //!   transaction that reads and then writes begins;
+//! - `async fn begin_snapshot(&Pool) -> sqlx::Result<Transaction>`: how a
+//!   read whose statements must see one moment begins;
 //! - `const ENGINE: Engine`.
 //!
 //! Placeholders are `$1`, `$2`, …, which both engines accept. A macro rather

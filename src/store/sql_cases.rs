@@ -21,6 +21,37 @@ macro_rules! case_store_impl {
             })
         }
 
+        /// The assignments of the given cases, by case id.
+        async fn assignments_of<'e, E>(
+            executor: E,
+            ids: &[i64],
+        ) -> anyhow::Result<std::collections::HashMap<i64, Vec<Assignment>>>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            let mut sql = sqlx::QueryBuilder::<$db>::new(
+                "SELECT complaint_id, unit_id, is_lead, status, note, assigned_at, updated_at \
+                 FROM case_assignments WHERE complaint_id IN (",
+            );
+            let mut separated = sql.separated(", ");
+            for id in ids {
+                separated.push_bind(*id);
+            }
+            sql.push(") ORDER BY complaint_id, is_lead DESC, unit_id");
+            let rows = sql
+                .build()
+                .fetch_all(executor)
+                .await
+                .context("Failed to read assignments")?;
+
+            let mut by_case: std::collections::HashMap<i64, Vec<Assignment>> = Default::default();
+            for row in &rows {
+                let id: i64 = row.try_get("complaint_id")?;
+                by_case.entry(id).or_default().push(assignment_from_row(row)?);
+            }
+            Ok(by_case)
+        }
+
         fn unit_from_row(row: &Row) -> anyhow::Result<Unit> {
             let kind: String = row.try_get("kind")?;
             Ok(Unit {
@@ -123,10 +154,29 @@ macro_rules! case_store_impl {
         #[async_trait::async_trait]
         impl CaseStore for $store {
             async fn case(&self, id: ComplaintId) -> anyhow::Result<Option<Case>> {
-                let Some(complaint) = self.complaint(id).await? else {
+                // One snapshot for the complaint and its assignments: read
+                // apart, a dispatch committing in between would pair the
+                // old version with the new units.
+                let mut tx = begin_snapshot(&self.pool).await.context("Failed to begin")?;
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    $crate::store::sql::complaint_columns!(),
+                    " FROM complaints WHERE id = $1"
+                ))
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .context("Failed to read a complaint")?;
+                let Some(row) = row else {
                     return Ok(None);
                 };
-                Ok(self.with_assignments(vec![complaint]).await?.pop())
+                let complaint = complaint_from_row(&row)?;
+                let mut assignments = assignments_of(&mut *tx, &[id.0]).await?;
+                tx.commit().await.context("Failed to end a read")?;
+                Ok(Some(Case {
+                    assignments: assignments.remove(&id.0).unwrap_or_default(),
+                    complaint,
+                }))
             }
 
             async fn with_assignments(&self, complaints: Vec<Complaint>) -> anyhow::Result<Vec<Case>> {
@@ -134,26 +184,8 @@ macro_rules! case_store_impl {
                     return Ok(Vec::new());
                 }
                 // One query for the whole page rather than one per case.
-                let mut sql = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT complaint_id, unit_id, is_lead, status, note, assigned_at, updated_at \
-                     FROM case_assignments WHERE complaint_id IN (",
-                );
-                let mut ids = sql.separated(", ");
-                for complaint in &complaints {
-                    ids.push_bind(complaint.id.0);
-                }
-                sql.push(") ORDER BY complaint_id, is_lead DESC, unit_id");
-                let rows = sql
-                    .build()
-                    .fetch_all(&self.pool)
-                    .await
-                    .context("Failed to read assignments")?;
-
-                let mut by_case: std::collections::HashMap<i64, Vec<Assignment>> = Default::default();
-                for row in &rows {
-                    let id: i64 = row.try_get("complaint_id")?;
-                    by_case.entry(id).or_default().push(assignment_from_row(row)?);
-                }
+                let ids: Vec<i64> = complaints.iter().map(|c| c.id.0).collect();
+                let mut by_case = assignments_of(&self.pool, &ids).await?;
                 Ok(complaints
                     .into_iter()
                     .map(|complaint| Case {

@@ -32,6 +32,14 @@ async fn begin_write(pool: &SqlitePool) -> sqlx::Result<sqlx::Transaction<'stati
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
+/// A read that must see one moment: in WAL mode a deferred transaction
+/// reads one snapshot from its first statement to its end.
+async fn begin_snapshot(
+    pool: &SqlitePool,
+) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    pool.begin_with("BEGIN DEFERRED").await
+}
+
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -63,4 +71,6 @@ super::sql::shared_store_impl!(SqliteStore, sqlx::Sqlite);
 super::sql_cases::case_store_impl!(SqliteStore, sqlx::Sqlite);
 super::sql_staff::staff_store_impl!(SqliteStore, sqlx::Sqlite);
 super::sql_identity::identity_store_impl!(SqliteStore, sqlx::Sqlite);
+super::sql_abuse::abuse_store_impl!(SqliteStore, sqlx::Sqlite);
+super::sql_personal_data::personal_data_store_impl!(SqliteStore, sqlx::Sqlite);
 super::sql_rewards::reward_store_impl!(SqliteStore, sqlx::Sqlite);

@@ -10,7 +10,7 @@ use crate::helpers::{Engine, TestApp};
 
 const ALLOWED_ORIGIN: &str = "https://wx.pingshan.example";
 
-async fn http1_sender<B>(app: &TestApp) -> hyper::client::conn::http1::SendRequest<B>
+pub(crate) async fn http1_sender<B>(app: &TestApp) -> hyper::client::conn::http1::SendRequest<B>
 where
     B: hyper::body::Body + Send + 'static,
     B::Data: Send,
@@ -25,7 +25,7 @@ where
 }
 
 /// Splits a gRPC-Web body into (flags, payload) frames.
-fn frames(mut body: &[u8]) -> Vec<(u8, Vec<u8>)> {
+pub(crate) fn frames(mut body: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut frames = Vec::new();
     while body.len() >= 5 {
         let length = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;

@@ -100,6 +100,13 @@ impl TestApp {
         // replica reads revocations from the store.
         config.supervision_interval = None;
         config.revocation_sync_interval = None;
+        // Every test client connects from 127.0.0.1 and many sign in over
+        // and over: the shared budgets would refuse them. Tests of those
+        // limits set their own.
+        config
+            .rate_limits
+            .apply("signin.account=1000/1h,signin.ip=10000/1h,file.ip=10000/1h")
+            .expect("valid test limits");
         config.payout_reconcile_interval = None;
         if engine == Engine::Postgres {
             config.redis_url = Some(redis_url());
@@ -487,4 +494,46 @@ pub fn only_events(stream: tonic::Streaming<pb::WatchComplaintResponse>) -> Even
             _ => None,
         }),
     )
+}
+
+/// A Redis server of this test's own, on a free port, that the test may
+/// stop without disturbing the shared one.
+pub struct PrivateRedis {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl PrivateRedis {
+    pub async fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is installed (scripts/test installs it)");
+        let started = tokio::time::timeout(Duration::from_secs(15), async {
+            while tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err()
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        started.await.expect("the private Redis answers");
+        PrivateRedis { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn stop(mut self) {
+        self.child.kill().await.unwrap();
+    }
 }

@@ -173,7 +173,10 @@ async fn concurrent_acceptances_and_retries_grant_one_envelope(engine: Engine) {
 async fn the_budget_is_never_exceeded_by_concurrent_grants(engine: Engine) {
     const BUDGET: i64 = 30_000;
     let app = TestApp::spawn_with(engine, |config| {
-        config.filing_quota.burst = 1000;
+        config
+            .rate_limits
+            .apply("file.citizen=1000/1h,file.device=1000/1h")
+            .expect("valid test limits");
     })
     .await;
     set_policy(&app, |policy| {
