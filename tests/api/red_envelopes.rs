@@ -7,6 +7,7 @@ use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+use crate::blocks::block_request;
 use crate::helpers::{
     Bearer, CaseClient, CitizenClient, Engine, TestApp, file_one, filing, get_case,
     on_both_engines, rid,
@@ -16,6 +17,7 @@ on_both_engines!(
     an_accepted_mobile_complaint_earns_one_envelope_in_range,
     concurrent_acceptances_and_retries_grant_one_envelope,
     decisions_without_an_envelope_record_their_reason,
+    a_blocked_authors_complaint_earns_nothing,
     a_merged_duplicate_loses_its_unpaid_envelope,
     a_fraudulent_complaints_envelope_is_withdrawn_with_an_audit_record,
     the_policy_is_validated_and_every_change_audited,
@@ -311,6 +313,36 @@ async fn decisions_without_an_envelope_record_their_reason(engine: Engine) {
     let envelopes = my_envelopes(&mut citizen).await;
     let third = envelopes.iter().find(|e| e.complaint_id == third).unwrap();
     assert_eq!(third.state(), pb::RedEnvelopeState::Granted);
+    assert_ledger_balances(&app).await;
+}
+
+async fn a_blocked_authors_complaint_earns_nothing(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (mut bob, bob_id) = app.citizen_with_id("bob").await;
+    let mut dispatcher = app.dispatcher().await;
+    let filed = file_one(&mut bob, "req-blocked-0001").await;
+    // Blocked after filing, before the acceptance decides the grant.
+    app.security_admin()
+        .await
+        .add_block(block_request(pb::BlockKind::Citizen, &bob_id, &app, 30))
+        .await
+        .expect("blocks");
+    accept(&mut dispatcher, &filed).await;
+
+    let mut auditor = rewards_as(&app, pb::Role::Auditor).await;
+    let listed = auditor
+        .list_red_envelopes(pb::ListRedEnvelopesRequest {
+            complaint_id: filed.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .envelopes;
+    assert_eq!(listed.len(), 1, "the decision is recorded");
+    assert_eq!(listed[0].state(), pb::RedEnvelopeState::NotGranted);
+    assert_eq!(listed[0].reason, "author_blocked");
+    assert_eq!(listed[0].amount_fen, 0);
     assert_ledger_balances(&app).await;
 }
 
