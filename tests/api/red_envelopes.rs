@@ -34,6 +34,20 @@ pub async fn rewards_as(app: &TestApp, role: pb::Role) -> RewardClient {
     RewardServiceClient::with_interceptor(app.channel().await, Bearer::new(&token))
 }
 
+/// The reward decisions recorded for one complaint, as an auditor sees them.
+async fn decisions_for(app: &TestApp, complaint_id: &str) -> Vec<pb::RedEnvelope> {
+    rewards_as(app, pb::Role::Auditor)
+        .await
+        .list_red_envelopes(pb::ListRedEnvelopesRequest {
+            complaint_id: complaint_id.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect("an auditor lists envelopes")
+        .into_inner()
+        .envelopes
+}
+
 /// Asks the reconciliation RPC and fails the test unless everything
 /// balances; returns the report.
 pub async fn assert_ledger_balances(app: &TestApp) -> pb::ReconciliationReport {
@@ -291,16 +305,7 @@ async fn decisions_without_an_envelope_record_their_reason(engine: Engine) {
     assert_eq!(capped.amount_fen, 0);
     assert!(capped.message.contains("上限"), "the citizen is told why");
 
-    let mut auditor = rewards_as(&app, pb::Role::Auditor).await;
-    let listed = auditor
-        .list_red_envelopes(pb::ListRedEnvelopesRequest {
-            complaint_id: hotline_id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .envelopes;
+    let listed = decisions_for(&app, &hotline_id).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].reason, "not_mobile_channel");
 
@@ -329,16 +334,7 @@ async fn a_blocked_authors_complaint_earns_nothing(engine: Engine) {
         .expect("blocks");
     accept(&mut dispatcher, &filed).await;
 
-    let mut auditor = rewards_as(&app, pb::Role::Auditor).await;
-    let listed = auditor
-        .list_red_envelopes(pb::ListRedEnvelopesRequest {
-            complaint_id: filed.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .envelopes;
+    let listed = decisions_for(&app, &filed).await;
     assert_eq!(listed.len(), 1, "the decision is recorded");
     assert_eq!(listed[0].state(), pb::RedEnvelopeState::NotGranted);
     assert_eq!(listed[0].reason, "author_blocked");
