@@ -56,6 +56,8 @@ pub struct Config {
     pub supervision_interval: Option<Duration>,
     pub supervision: crate::service::supervision::SupervisionPolicy,
     pub duplicates: crate::domain::duplicate::DuplicatePolicy,
+    /// How consultations are matched against the knowledge base.
+    pub knowledge: crate::domain::knowledge::MatchPolicy,
     pub streams: crate::service::streams::StreamPolicy,
     /// When repeated failed staff sign-ins lock an account, and for how long.
     pub lockout: crate::domain::staff::LockoutPolicy,
@@ -149,6 +151,15 @@ impl Config {
             let metres: f64 = metres.parse().context("HUYING_DUPLICATE_RADIUS_M")?;
             config.duplicates.radius_km = metres / 1000.0;
         }
+        if let Some(threshold) = var("HUYING_INSTANT_ANSWER_THRESHOLD") {
+            let threshold: f64 = threshold
+                .parse()
+                .context("HUYING_INSTANT_ANSWER_THRESHOLD")?;
+            if !(0.0..=1.0).contains(&threshold) {
+                bail!("HUYING_INSTANT_ANSWER_THRESHOLD must be between 0 and 1");
+            }
+            config.knowledge.threshold = threshold;
+        }
         if let Some(n) = var("HUYING_LOCKOUT_FAILURES") {
             config.lockout.max_failures = n.parse().context("HUYING_LOCKOUT_FAILURES")?;
         }
@@ -207,6 +218,7 @@ impl Config {
             supervision_interval: Some(Duration::from_secs(60)),
             supervision: Default::default(),
             duplicates: Default::default(),
+            knowledge: Default::default(),
             streams: Default::default(),
             lockout: Default::default(),
             audit_retention: chrono::Duration::days(365),

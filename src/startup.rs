@@ -21,8 +21,8 @@ use crate::api::access::AccessLayer;
 use crate::api::client::{ClientLayer, DEVICE_ID_HEADER};
 use crate::api::logging::RpcLogLayer;
 use crate::api::{
-    AbuseApi, AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, PersonalDataApi, RewardApi,
-    StaffAccountApi,
+    AbuseApi, AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, KnowledgeApi, PersonalDataApi,
+    PublicStatsApi, RewardApi, StaffAccountApi, StatsApi,
 };
 use crate::bus::{EventBus, LocalBus, RedisBus};
 use crate::clock::Clock;
@@ -38,6 +38,9 @@ use crate::proto::v1::citizen_service_server::CitizenServiceServer;
 use crate::proto::v1::directory_service_server::DirectoryServiceServer;
 use crate::proto::v1::personal_data_service_server::PersonalDataServiceServer;
 use crate::proto::v1::reward_service_server::RewardServiceServer;
+use crate::proto::v1::knowledge_service_server::KnowledgeServiceServer;
+use crate::proto::v1::public_stats_service_server::PublicStatsServiceServer;
+use crate::proto::v1::stats_service_server::StatsServiceServer;
 use crate::proto::v1::staff_account_service_server::StaffAccountServiceServer;
 use crate::security::{PhoneCipher, SecretCipher, TokenSigner};
 use crate::service::Services;
@@ -148,6 +151,13 @@ impl Application {
                 Arc::clone(&services),
             )))
             .add_service(RewardServiceServer::new(RewardApi::new(Arc::clone(
+                &services,
+            ))))
+            .add_service(StatsServiceServer::new(StatsApi::new(Arc::clone(&services))))
+            .add_service(PublicStatsServiceServer::new(PublicStatsApi::new(
+                Arc::clone(&services),
+            )))
+            .add_service(KnowledgeServiceServer::new(KnowledgeApi::new(Arc::clone(
                 &services,
             ))))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
@@ -323,6 +333,7 @@ async fn build_services(
         reference: std::sync::RwLock::new(Arc::new(Reference::bundled())),
         supervision: config.supervision.clone(),
         duplicates: config.duplicates,
+        knowledge: config.knowledge,
         streams: config.streams,
         staff_security: StaffSecurity {
             lockout: config.lockout,

@@ -67,6 +67,11 @@ const KEY_ADMINS: &[Role] = &[SecurityAdmin, SystemAdmin];
 /// fraudulent complaints; auditors read everything about the money.
 const REWARD_MANAGERS: &[Role] = &[DistrictSupervisor];
 const REWARD_READERS: &[Role] = &[DistrictSupervisor, Auditor];
+/// The district's figures: supervisors over their subtree, district roles
+/// over everything.
+const STATS_READERS: &[Role] = &[Dispatcher, UnitSupervisor, DistrictSupervisor, Auditor];
+/// Who keeps the knowledge base of instant answers.
+const KNOWLEDGE_EDITORS: &[Role] = &[Dispatcher, DistrictSupervisor];
 /// Every staff role reads the directory and calendar.
 const STAFF: &[Role] = &[
     Dispatcher,
@@ -125,6 +130,11 @@ pub const RULES: &[Rule] = &[
     ),
     rule(
         "/huying.v1.CitizenService/FileComplaint",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/AcceptInstantAnswer",
         Audience::Roles(CITIZEN),
         Scope::OwnComplaints,
     ),
@@ -406,6 +416,51 @@ pub const RULES: &[Rule] = &[
     rule(
         "/huying.v1.RewardService/WithdrawRedEnvelope",
         Audience::Roles(REWARD_MANAGERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.StatsService/GetCaseStats",
+        Audience::Roles(STATS_READERS),
+        Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.StatsService/GetHotspots",
+        Audience::Roles(STATS_READERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.StatsService/ListSpikeAlerts",
+        Audience::Roles(STATS_READERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.StatsService/ExportCases",
+        Audience::Roles(STATS_READERS),
+        Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.PublicStatsService/GetPublicStats",
+        Audience::Public,
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.KnowledgeService/SaveAnswer",
+        Audience::Roles(KNOWLEDGE_EDITORS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.KnowledgeService/ListAnswers",
+        Audience::Roles(KNOWLEDGE_EDITORS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.KnowledgeService/RetireAnswer",
+        Audience::Roles(KNOWLEDGE_EDITORS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.KnowledgeService/ListUnansweredConsultations",
+        Audience::Roles(KNOWLEDGE_EDITORS),
         Scope::Anything,
     ),
 ];

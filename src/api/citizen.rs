@@ -63,10 +63,34 @@ impl CitizenService for CitizenApi {
             .services
             .file_complaint(&citizen, &client, input)
             .await?;
+        let answers = self.services.instant_answers(&complaint).await?;
         Ok(Response::new(pb::FileComplaintResponse {
             complaint: Some(convert::complaint(&complaint)),
             replayed,
+            instant_answers: answers
+                .iter()
+                .map(|offer| pb::InstantAnswer {
+                    answer_id: offer.entry.id.to_string(),
+                    question: offer.entry.question.clone(),
+                    answer: offer.entry.answer.clone(),
+                    score: offer.score,
+                })
+                .collect(),
         }))
+    }
+
+    async fn accept_instant_answer(
+        &self,
+        request: Request<pb::AcceptInstantAnswerRequest>,
+    ) -> Result<Response<pb::Complaint>, Status> {
+        let citizen = caller(&request)?;
+        let request = request.into_inner();
+        let id = ComplaintId::parse(&request.complaint_id)?;
+        let complaint = self
+            .services
+            .accept_instant_answer(&citizen, id, &request.answer_id)
+            .await?;
+        Ok(Response::new(convert::complaint(&complaint)))
     }
 
     async fn get_complaint(

@@ -17,6 +17,7 @@ pub mod payout_notify;
 mod personal_data;
 mod rewards;
 mod staff;
+mod stats;
 mod status;
 pub mod web;
 
@@ -29,6 +30,7 @@ pub use directory::DirectoryApi;
 pub use personal_data::PersonalDataApi;
 pub use rewards::RewardApi;
 pub use staff::StaffAccountApi;
+pub use stats::{KnowledgeApi, PublicStatsApi, StatsApi};
 
 use tonic::{Request, Status};
 

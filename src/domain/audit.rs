@@ -62,6 +62,7 @@ audit_actions! {
     RetentionPurged => "personal_data.retention_purged",
     RewardPolicyChanged => "reward.policy_changed",
     RedEnvelopeWithdrawn => "reward.envelope_withdrawn",
+    CasesExported => "stats.cases_exported",
 }
 
 /// A record about to be written.

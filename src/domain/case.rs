@@ -462,7 +462,7 @@ impl Case {
         }
 
         let status = self.status();
-        let event = if approve {
+        let mut event = if approve {
             let message = format!("办理期限已延长至{}。", local_time(request.until));
             self.event(EventKind::DeadlineChanged, status, actor, message)
         } else {
@@ -475,6 +475,9 @@ impl Case {
             event.visible_to_citizen = false;
             event
         };
+        // The decision concerns the unit that asked (statistics count
+        // extensions per unit), not the supervisor's.
+        event.unit_id = Some(request.unit_id.clone());
         let mut change = self.change_at(status, event, now);
         change.after.handling.extension = None;
         if approve {

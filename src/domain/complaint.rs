@@ -589,6 +589,47 @@ impl Complaint {
         }
     }
 
+    /// The citizen takes an instant answer as the reply to their
+    /// consultation, which closes it as answered. `None` when it was
+    /// already closed with this answer: a retry changes nothing.
+    pub fn accept_instant_answer(
+        &self,
+        answer: &str,
+        actor: AccountId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ComplaintChange>, DomainError> {
+        if self.status == ComplaintStatus::Closed
+            && self.handling.resolution_summary.as_deref() == Some(answer)
+        {
+            return Ok(None);
+        }
+        if self.kind != ComplaintKind::Consultation {
+            return Err(DomainError::FailedPrecondition(
+                "only consultations are answered from the knowledge base".to_owned(),
+            ));
+        }
+        if self.status != ComplaintStatus::Received {
+            return Err(DomainError::FailedPrecondition(format!(
+                "an instant answer can be taken only before staff act; this one is {}",
+                self.status.as_str()
+            )));
+        }
+        let event = EventDraft {
+            kind: EventKind::Answered,
+            status: ComplaintStatus::Closed,
+            message: format!("您已采纳智能答复：{answer}"),
+            visible_to_citizen: true,
+            actor_id: Some(actor),
+            unit_id: None,
+            occurred_at: now,
+        };
+        let mut change = self.change(ComplaintStatus::Closed, event);
+        change.after.handling.resolution_summary = Some(answer.to_owned());
+        change.after.handling.resolved_at = Some(now);
+        change.after.handling.closed_at = Some(now);
+        Ok(Some(change))
+    }
+
     /// A citizen takes a complaint back before anyone has accepted it.
     /// `None` when it is already withdrawn: a retry changes nothing.
     pub fn withdraw(

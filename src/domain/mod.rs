@@ -15,10 +15,12 @@ pub mod directory;
 pub mod duplicate;
 pub mod error;
 pub mod geo;
+pub mod knowledge;
 pub mod personal_data;
 pub mod phone;
 pub mod red_envelope;
 pub mod staff;
+pub mod stats;
 pub mod time;
 
 pub use error::{DomainError, FieldViolation};

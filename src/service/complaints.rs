@@ -197,7 +197,7 @@ impl Services {
 
     /// Reads the complaint, asks the domain for the change, and writes it if
     /// nobody else changed the complaint in between (else tries again).
-    async fn change_own_complaint<F>(
+    pub(super) async fn change_own_complaint<F>(
         &self,
         citizen: &Principal,
         id: ComplaintId,

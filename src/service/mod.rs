@@ -11,6 +11,7 @@ pub mod claims;
 pub mod complaints;
 pub mod contact;
 pub mod identity;
+pub mod knowledge;
 pub mod limits;
 pub mod personal_data;
 pub mod queue_watch;
@@ -19,6 +20,7 @@ pub mod reference;
 pub mod revocations;
 pub mod staff_accounts;
 pub mod staff_sign_in;
+pub mod stats;
 pub mod streams;
 pub mod supervision;
 
@@ -50,6 +52,8 @@ pub struct Services {
     pub supervision: supervision::SupervisionPolicy,
     /// When a new complaint is flagged as repeating an open one.
     pub duplicates: crate::domain::duplicate::DuplicatePolicy,
+    /// How consultations are matched against the knowledge base.
+    pub knowledge: crate::domain::knowledge::MatchPolicy,
     pub streams: streams::StreamPolicy,
     /// Staff lock-out, audit retention and second-factor secrets.
     pub staff_security: staff_accounts::StaffSecurity,

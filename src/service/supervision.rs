@@ -45,6 +45,8 @@ pub struct TickReport {
     pub overdue: u32,
     pub escalations: u32,
     pub closed: u32,
+    /// Volume spikes recorded for the first time this district day.
+    pub spikes: u32,
 }
 
 /// One firing the tick wants.
@@ -85,6 +87,7 @@ impl Services {
                 }
             }
         }
+        report.spikes = self.record_spikes(now).await?;
         Ok(report)
     }
 

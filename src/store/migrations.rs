@@ -56,6 +56,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0008_red_envelopes.sql"),
         include_str!("../../migrations/sqlite/0008_red_envelopes.sql"),
     ),
+    (
+        11,
+        "statistics and instant answers",
+        include_str!("../../migrations/postgres/0011_stats.sql"),
+        include_str!("../../migrations/sqlite/0011_stats.sql"),
+    ),
 ];
 
 pub fn migrator(engine: Engine) -> Migrator {

@@ -16,8 +16,10 @@ mod sql_identity;
 mod sql_personal_data;
 mod sql_rewards;
 mod sql_staff;
+mod sql_stats;
 pub mod sqlite;
 pub mod staff;
+pub mod stats;
 
 use std::sync::Arc;
 
@@ -231,6 +233,7 @@ pub trait Store:
     + PersonalDataStore
     + rewards::RewardStore
     + rewards::PayoutStore
+    + stats::StatsStore
     + Send
     + Sync
     + 'static
