@@ -15,6 +15,8 @@ pub mod directory;
 pub mod duplicate;
 pub mod error;
 pub mod geo;
+pub mod notification;
+pub mod notification_templates;
 pub mod personal_data;
 pub mod phone;
 pub mod staff;

@@ -50,6 +50,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0007_personal_data.sql"),
         include_str!("../../migrations/sqlite/0007_personal_data.sql"),
     ),
+    (
+        9,
+        "notifications",
+        include_str!("../../migrations/postgres/0009_notifications.sql"),
+        include_str!("../../migrations/sqlite/0009_notifications.sql"),
+    ),
 ];
 
 pub fn migrator(engine: Engine) -> Migrator {

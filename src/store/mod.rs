@@ -6,12 +6,14 @@
 pub mod abuse;
 pub mod identity;
 mod migrations;
+pub mod notifications;
 pub mod personal_data;
 pub mod postgres;
 mod sql;
 mod sql_abuse;
 mod sql_cases;
 mod sql_identity;
+mod sql_notifications;
 mod sql_personal_data;
 mod sql_staff;
 pub mod sqlite;
@@ -227,6 +229,7 @@ pub trait Store:
     + IdentityStore
     + abuse::AbuseStore
     + PersonalDataStore
+    + notifications::NotificationStore
     + Send
     + Sync
     + 'static
