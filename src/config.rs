@@ -5,6 +5,7 @@
 //! `HUYING_REDIS_URL=redis://…`, and passes its keys explicitly.
 
 mod citizen;
+mod notify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 pub use self::citizen::CitizenSignInConfig;
+pub use self::notify::NotificationConfig;
 use crate::domain::client::TrustedProxies;
 use crate::domain::geo::{GeoPoint, ServiceArea};
 use crate::limiter::Policies;
@@ -67,6 +69,11 @@ pub struct Config {
     /// How often each replica reads sessions revoked elsewhere, in case it
     /// missed the bus's message; `None` reads only at start (tests drive it).
     pub revocation_sync_interval: Option<Duration>,
+    /// Templates, quiet hours, retries and webhooks of notifications.
+    pub notifications: NotificationConfig,
+    /// How often each replica's sender looks for notifications to send;
+    /// `None` runs none (tests drive it).
+    pub notification_interval: Option<Duration>,
 }
 
 impl Config {
@@ -158,6 +165,11 @@ impl Config {
             config.log_format = LogFormat::Json;
         }
         config.citizen_sign_in = CitizenSignInConfig::from_env(&var, embedded)?;
+        config.notifications = NotificationConfig::from_env(&var)?;
+        if let Some(secs) = var("HUYING_NOTIFY_INTERVAL_SECS") {
+            let secs: u64 = secs.parse().context("HUYING_NOTIFY_INTERVAL_SECS")?;
+            config.notification_interval = Some(Duration::from_secs(secs.max(1)));
+        }
         if let Some(secs) = var("HUYING_REVOCATION_SYNC_SECS") {
             config.revocation_sync_interval = Some(Duration::from_secs(
                 secs.parse().context("HUYING_REVOCATION_SYNC_SECS")?,
@@ -196,6 +208,8 @@ impl Config {
             log_format: LogFormat::Text,
             citizen_sign_in: CitizenSignInConfig::embedded(),
             revocation_sync_interval: Some(Duration::from_secs(5)),
+            notifications: NotificationConfig::default(),
+            notification_interval: Some(Duration::from_secs(5)),
         }
     }
 

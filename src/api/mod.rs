@@ -13,6 +13,7 @@ pub mod codec;
 mod convert;
 mod directory;
 pub mod logging;
+mod notification;
 mod personal_data;
 mod staff;
 mod status;
@@ -24,6 +25,7 @@ pub use auth::AuthApi;
 pub use case::CaseApi;
 pub use citizen::CitizenApi;
 pub use directory::DirectoryApi;
+pub use notification::NotificationApi;
 pub use personal_data::PersonalDataApi;
 pub use staff::StaffAccountApi;
 
