@@ -5,6 +5,7 @@
 mod citizen_world;
 mod fakes;
 mod helpers;
+mod notify_world;
 
 mod access;
 mod audit;
@@ -17,6 +18,7 @@ mod health;
 mod isolation;
 mod linking;
 mod listing;
+mod notifications;
 mod personal_data;
 mod privacy;
 mod rate_limits;
