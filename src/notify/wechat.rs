@@ -16,6 +16,8 @@ use crate::wechat::WeChatConfig;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How a send answered "invalid or expired token" is told apart.
+const TOKEN_REFUSED: &str = "token refused";
 /// A token is dropped from the cache this long before WeChat expires it.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(300);
 
@@ -95,7 +97,7 @@ impl SubscribeMessenger {
         let token = self.token().await.map_err(SubscribeError::Failed)?;
         match self.send_with(&token, message).await {
             Err(SubscribeError::Failed(DeliveryError::Busy(detail)))
-                if detail.starts_with("token") =>
+                if detail.starts_with(TOKEN_REFUSED) =>
             {
                 if let Err(error) = self.tokens.forget(&self.config.app_id, &token).await {
                     tracing::warn!(error = %format!("{error:#}"), "could not drop a stale token");
@@ -136,7 +138,7 @@ impl SubscribeMessenger {
             0 => Ok(()),
             43101 => Err(SubscribeError::Unsubscribed),
             40001 | 40014 | 42001 => Err(SubscribeError::Failed(DeliveryError::Busy(format!(
-                "token refused (errcode {})",
+                "{TOKEN_REFUSED} (errcode {})",
                 reply.errcode
             )))),
             -1 | 45009 | 45011 => Err(SubscribeError::Failed(DeliveryError::Busy(format!(

@@ -520,7 +520,11 @@ impl Services {
             });
         }
         if preferences.sms
-            && self.citizen_sign_in.sms.is_some()
+            && self
+                .citizen_sign_in
+                .sms
+                .as_ref()
+                .is_some_and(|sender| sender.delivers())
             && let Some(template) = &template.sms
             && let Some(phone) = self.phone_of(notification, citizen).await?
         {

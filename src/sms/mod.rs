@@ -60,6 +60,12 @@ pub enum SmsError {
 pub trait SmsSender: Send + Sync + 'static {
     async fn send_code(&self, message: &CodeMessage<'_>) -> Result<(), SmsError>;
 
+    /// Whether texts reach anyone: notifications are not counted as sent
+    /// through a sender that only logs.
+    fn delivers(&self) -> bool {
+        true
+    }
+
     /// Texts a notification; the provider's id of the message when it
     /// gives one.
     async fn send_notice(
@@ -101,6 +107,10 @@ impl SmsSender for DevelopmentSms {
             "development SMS: the code"
         );
         Ok(())
+    }
+
+    fn delivers(&self) -> bool {
+        false
     }
 
     async fn send_notice(
