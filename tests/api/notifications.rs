@@ -5,12 +5,14 @@
 
 use chrono::Duration;
 use huying::clock::Clock;
+use huying::domain::case::{Assignment, AssignmentStatus};
+use huying::domain::complaint::{ComplaintId, ComplaintStatus, EventDraft, EventKind};
 use huying::domain::notification::{DeliveryChannel, NotificationKind as Kind};
 use huying::proto::v1 as pb;
 use tonic::Code;
 
 use crate::citizen_world::{access_token, refusal};
-use crate::helpers::{Engine, code_of, get_case, on_both_engines, rid};
+use crate::helpers::{Engine, code_of, get_case, on_both_engines, random_name, redis_url, rid};
 use crate::notify_world::{
     MUNICIPAL, NotifyWorld, accept, dispatch, extend, file_without_contact, resolve, sms_template,
     tracking_number, wechat_template,
@@ -26,6 +28,10 @@ on_both_engines!(
     quiet_hours_hold_citizens_messages_until_morning,
     units_are_reminded_and_urged_through_their_webhook,
     grants_are_checked_and_a_retried_report_adds_nothing,
+    texts_wait_for_the_per_phone_limit,
+    a_change_that_rolls_back_leaves_no_notification,
+    a_long_term_subscription_is_never_spent,
+    replicas_share_one_wechat_access_token,
 );
 
 /// The template ids of the WeChat messages one user received, in order.
@@ -673,6 +679,35 @@ async fn units_are_reminded_and_urged_through_their_webhook(engine: Engine) {
     let mut dispatcher = world.app.dispatcher().await;
     let case = get_case(&mut dispatcher, &id).await;
     assert!(case.overdue);
+    let mut handler = world.app.handler(MUNICIPAL).await;
+    let timeline: Vec<pb::EventKind> = handler
+        .list_case_events(pb::ListCaseEventsRequest {
+            complaint_id: id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+        .iter()
+        .map(|e| e.event.as_ref().unwrap().kind())
+        .collect();
+    for kind in [
+        pb::EventKind::Reminder,
+        pb::EventKind::Overdue,
+        pb::EventKind::Escalated,
+    ] {
+        assert!(timeline.contains(&kind), "{kind:?} in {timeline:?}");
+    }
+    // Another unit's handler does not see the case's notifications.
+    let elsewhere = world
+        .notifications_client(pb::Role::Handler, "cm:heping")
+        .await
+        .list_case_notifications(pb::ListCaseNotificationsRequest {
+            complaint_id: id.clone(),
+        })
+        .await;
+    assert_eq!(code_of(elsewhere), Code::NotFound);
 }
 
 async fn grants_are_checked_and_a_retried_report_adds_nothing(engine: Engine) {
@@ -741,9 +776,13 @@ async fn grants_are_checked_and_a_retried_report_adds_nothing(engine: Engine) {
     assert!(world.sms.notices().is_empty());
 }
 
-#[tokio::test]
-async fn replicas_share_one_wechat_access_token() {
-    let world = NotifyWorld::spawn(Engine::Postgres).await;
+async fn replicas_share_one_wechat_access_token(engine: Engine) {
+    // The token is shared through Redis, whichever the database.
+    let world = NotifyWorld::spawn_with(engine, |config| {
+        config.redis_url = Some(redis_url());
+        config.redis_prefix = format!("huying-test:{}:", random_name());
+    })
+    .await;
     let replica = world.app.replica().await;
     let mut citizen = world.wechat_citizen_with_grants("o-ida").await;
     let mut dispatcher = world.app.dispatcher().await;
@@ -775,4 +814,163 @@ async fn replicas_share_one_wechat_access_token() {
     assert_eq!(world.wechat.send_refusals(), [40001]);
     assert_eq!(wechat_to(&world, "o-ida").len(), 4);
     replica.stop().await.unwrap();
+}
+
+async fn texts_wait_for_the_per_phone_limit(engine: Engine) {
+    let world = NotifyWorld::spawn_with(engine, |config| {
+        config.rate_limits.apply("notify.sms_phone=1/1d").unwrap();
+    })
+    .await;
+    let mut citizen = world.phone_citizen_client("13900006666").await;
+    let first = file_without_contact(&mut citizen).await;
+    let second = file_without_contact(&mut citizen).await;
+
+    let report = world.send().await;
+    assert_eq!((report.sent, report.deferred), (1, 1), "{report:?}");
+    assert_eq!(texts_to(&world, "13900006666").len(), 1);
+    // One is held back, not failed: it waits for the limit to refill.
+    let mut states = Vec::new();
+    for id in [&first, &second] {
+        let notification = world.case_notifications(id).await.remove(0);
+        states.push((notification.state(), notification.attempts.len()));
+    }
+    states.sort_by_key(|(state, _)| *state as i32);
+    assert_eq!(
+        states,
+        [
+            (pb::NotificationState::Pending, 0),
+            (pb::NotificationState::Sent, 1)
+        ]
+    );
+    assert_eq!(world.send().await.claimed, 0);
+}
+
+async fn a_change_that_rolls_back_leaves_no_notification(engine: Engine) {
+    let world = NotifyWorld::spawn(engine).await;
+    let mut citizen = world.app.citizen("jia").await;
+    let mut dispatcher = world.app.dispatcher().await;
+    let id = file_without_contact(&mut citizen).await;
+    accept(&mut dispatcher, &id).await;
+    let store = world.app.store();
+    let complaint_id = ComplaintId::parse(&id).unwrap();
+    let timeline = store.events_after(complaint_id, 0, 100).await.unwrap();
+
+    // A dispatch whose assignments name the same unit twice: the event and
+    // its notification are written, then the assignments' key refuses the
+    // second row and the whole change rolls back.
+    let now = world.app.clock.now();
+    let complaint = store.complaint(complaint_id).await.unwrap().unwrap();
+    let event = EventDraft {
+        kind: EventKind::Dispatched,
+        status: ComplaintStatus::Dispatched,
+        message: "已派发至市政服务中心".to_owned(),
+        visible_to_citizen: true,
+        actor_id: None,
+        unit_id: Some(MUNICIPAL.to_owned()),
+        occurred_at: now,
+    };
+    let assignment = Assignment {
+        unit_id: MUNICIPAL.to_owned(),
+        lead: true,
+        status: AssignmentStatus::Assigned,
+        note: None,
+        assigned_at: now,
+        updated_at: now,
+    };
+    let mut change = complaint.change(ComplaintStatus::Dispatched, event);
+    change.assignments = Some(vec![assignment.clone(), assignment.clone()]);
+    assert!(store.apply_change(&change).await.is_err());
+    let after = store.events_after(complaint_id, 0, 100).await.unwrap();
+    assert_eq!(after.len(), timeline.len(), "the event rolled back");
+    assert_eq!(world.case_notifications(&id).await.len(), 2);
+
+    // The same change, committed, has its notification, and the sender
+    // finds nothing from the rolled-back one.
+    change.assignments = Some(vec![assignment]);
+    store
+        .apply_change(&change)
+        .await
+        .unwrap()
+        .expect("still at the expected version");
+    let notifications = world.case_notifications(&id).await;
+    let kinds: Vec<_> = notifications.iter().map(|n| n.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            pb::NotificationKind::Received,
+            pb::NotificationKind::Accepted,
+            pb::NotificationKind::Dispatched
+        ]
+    );
+    assert_eq!(world.send().await.in_app, 3);
+    let inbox = citizen
+        .list_notifications(pb::ListNotificationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(inbox.notifications.len(), 3);
+}
+
+async fn a_long_term_subscription_is_never_spent(engine: Engine) {
+    let world = NotifyWorld::spawn_with(engine, |config| {
+        let templates = &mut config.notifications.templates;
+        for kind in [Kind::Received, Kind::Accepted] {
+            let wechat = templates.get_mut(kind).wechat.as_mut().unwrap();
+            wechat.long_term = true;
+        }
+    })
+    .await;
+    let signed_in = world.wechat_citizen("o-kai").await;
+    let mut citizen = world
+        .app
+        .citizen_with_token(&access_token(&signed_in))
+        .await;
+    let mut dispatcher = world.app.dispatcher().await;
+
+    // The citizen accepts the long-term subscriptions once.
+    let long_term = [
+        wechat_template(Kind::Received),
+        wechat_template(Kind::Accepted),
+    ];
+    for template in &long_term {
+        world.wechat.subscribe("o-kai", template, true);
+    }
+    citizen
+        .report_subscription_grant(pb::ReportSubscriptionGrantRequest {
+            request_id: rid(),
+            accepted_template_ids: long_term.to_vec(),
+        })
+        .await
+        .unwrap();
+
+    // Three complaints, each received and accepted: six messages.
+    for _ in 0..3 {
+        let id = file_without_contact(&mut citizen).await;
+        accept(&mut dispatcher, &id).await;
+    }
+    assert_eq!(world.send().await.sent, 6);
+    let received = wechat_to(&world, "o-kai");
+    assert_eq!(received.len(), 6);
+    assert!(world.wechat.send_refusals().is_empty());
+    let settings = citizen
+        .get_notification_settings(pb::GetNotificationSettingsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    for template in &long_term {
+        let balance = settings
+            .subscriptions
+            .iter()
+            .find(|s| &s.template_id == template)
+            .unwrap();
+        assert!(balance.long_term, "{balance:?}");
+        assert_eq!(balance.unspent, 1, "{balance:?}");
+    }
+    // A one-time template is not long-term.
+    let dispatched = settings
+        .subscriptions
+        .iter()
+        .find(|s| s.template_id == wechat_template(Kind::Dispatched))
+        .unwrap();
+    assert!(!dispatched.long_term);
 }
