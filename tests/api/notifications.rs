@@ -602,7 +602,7 @@ async fn quiet_hours_hold_citizens_messages_until_morning(engine: Engine) {
     // 23:30 in Shenzhen.
     world.app.clock.advance(Duration::minutes(13 * 60 + 30));
     let mut citizen = world.wechat_citizen_with_grants("o-fay").await;
-    file_without_contact(&mut citizen).await;
+    let first_id = file_without_contact(&mut citizen).await;
 
     assert_eq!(world.send().await.deferred, 1);
     assert!(world.wechat.messages().is_empty());
@@ -613,13 +613,44 @@ async fn quiet_hours_hold_citizens_messages_until_morning(engine: Engine) {
         .unwrap()
         .into_inner();
     assert_eq!(inbox.unread_count, 1);
+
+    // An urgent case (a hazardous sanitation facility) does not wait: once
+    // accepted as urgent, its messages go out at night.
+    world.grant(&mut citizen, "o-fay", &[Kind::Received]).await;
+    let mut request = crate::helpers::filing(&rid());
+    request.contact_phone.clear();
+    request.category_code = "010506".to_owned();
+    let urgent = citizen
+        .file_complaint(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .complaint
+        .unwrap()
+        .id;
+    let mut dispatcher = world.app.dispatcher().await;
+    accept(&mut dispatcher, &urgent).await;
+    let report = world.send().await;
+    assert_eq!((report.claimed, report.sent), (2, 2), "{report:?}");
+    let mut at_night = wechat_to(&world, "o-fay");
+    at_night.sort();
+    let mut expected = [
+        wechat_template(Kind::Received),
+        wechat_template(Kind::Accepted),
+    ];
+    expected.sort();
+    assert_eq!(at_night, expected);
+
     world.app.clock.advance(Duration::hours(8));
     assert_eq!(world.send().await.claimed, 0, "07:30 is still quiet");
     world.app.clock.advance(Duration::minutes(30));
     assert_eq!(world.send().await.sent, 1);
-    assert_eq!(
-        wechat_to(&world, "o-fay"),
-        [wechat_template(Kind::Received)]
+    assert_eq!(wechat_to(&world, "o-fay").len(), 3);
+    let morning = world.wechat.messages().pop().unwrap();
+    assert_eq!(morning.template_id, wechat_template(Kind::Received));
+    assert!(
+        morning.page.ends_with(&format!("id={first_id}")),
+        "{morning:?}"
     );
 }
 
