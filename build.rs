@@ -17,6 +17,7 @@ const PROTOS: &[&str] = &[
     "huying/v1/audit.proto",
     "huying/v1/abuse.proto",
     "huying/v1/personal_data.proto",
+    "huying/v1/red_envelope.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -6,6 +6,7 @@
 
 mod citizen;
 mod notify;
+mod payout;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use serde::Deserialize;
 
 pub use self::citizen::CitizenSignInConfig;
 pub use self::notify::NotificationConfig;
+pub use self::payout::PayoutConfig;
 use crate::domain::client::TrustedProxies;
 use crate::domain::geo::{GeoPoint, ServiceArea};
 use crate::limiter::Policies;
@@ -74,6 +76,11 @@ pub struct Config {
     /// How often each replica's sender looks for notifications to send;
     /// `None` runs none (tests drive it).
     pub notification_interval: Option<Duration>,
+    /// Who pays red envelopes.
+    pub payout: PayoutConfig,
+    /// How often each replica reconciles open transfers and expires
+    /// unclaimed envelopes; `None` runs none (tests drive it).
+    pub payout_reconcile_interval: Option<Duration>,
 }
 
 impl Config {
@@ -170,6 +177,16 @@ impl Config {
             let secs: u64 = secs.parse().context("HUYING_NOTIFY_INTERVAL_SECS")?;
             config.notification_interval = Some(Duration::from_secs(secs.max(1)));
         }
+        let app_id = config
+            .citizen_sign_in
+            .wechat
+            .as_ref()
+            .map(|w| w.app_id.as_str());
+        config.payout = PayoutConfig::from_env(&var, embedded, app_id)?;
+        if let Some(secs) = var("HUYING_PAYOUT_RECONCILE_SECS") {
+            let secs: u64 = secs.parse().context("HUYING_PAYOUT_RECONCILE_SECS")?;
+            config.payout_reconcile_interval = Some(Duration::from_secs(secs.max(1)));
+        }
         if let Some(secs) = var("HUYING_REVOCATION_SYNC_SECS") {
             config.revocation_sync_interval = Some(Duration::from_secs(
                 secs.parse().context("HUYING_REVOCATION_SYNC_SECS")?,
@@ -182,6 +199,7 @@ impl Config {
 
     /// The defaults, for the given database and keys.
     pub fn embedded_defaults(database_url: String, keys: Keys) -> Config {
+        let embedded = database_url.starts_with("sqlite:");
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             dev_sign_in: database_url.starts_with("sqlite:"),
@@ -210,6 +228,12 @@ impl Config {
             revocation_sync_interval: Some(Duration::from_secs(5)),
             notifications: NotificationConfig::default(),
             notification_interval: Some(Duration::from_secs(5)),
+            payout: if embedded {
+                PayoutConfig::Simulated
+            } else {
+                PayoutConfig::None
+            },
+            payout_reconcile_interval: Some(Duration::from_secs(60)),
         }
     }
 
@@ -225,6 +249,9 @@ impl Config {
         // prefix would put every key in one cluster slot.
         if self.redis_prefix.contains(['{', '}']) {
             bail!("HUYING_REDIS_PREFIX must not contain braces");
+        }
+        if !self.is_embedded() && matches!(self.payout, PayoutConfig::Simulated) {
+            bail!("the simulated payout provider pays nobody; it is refused with PostgreSQL");
         }
         if self.lockout.max_failures == 0 || self.lockout.lock_for <= chrono::Duration::zero() {
             bail!("the staff lock-out needs a failure count and a lock time above zero");

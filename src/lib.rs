@@ -14,6 +14,7 @@ pub mod config;
 pub mod domain;
 pub mod limiter;
 pub mod notify;
+pub mod payout;
 pub mod security;
 pub mod service;
 pub mod sms;

@@ -21,7 +21,7 @@ use crate::api::access::AccessLayer;
 use crate::api::client::{ClientLayer, DEVICE_ID_HEADER};
 use crate::api::logging::RpcLogLayer;
 use crate::api::{
-    AbuseApi, AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, PersonalDataApi,
+    AbuseApi, AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, PersonalDataApi, RewardApi,
     StaffAccountApi,
 };
 use crate::bus::{EventBus, LocalBus, RedisBus};
@@ -38,6 +38,7 @@ use crate::proto::v1::citizen_service_server::CitizenServiceServer;
 use crate::proto::v1::directory_service_server::DirectoryServiceServer;
 use crate::proto::v1::notification_service_server::NotificationServiceServer;
 use crate::proto::v1::personal_data_service_server::PersonalDataServiceServer;
+use crate::proto::v1::reward_service_server::RewardServiceServer;
 use crate::proto::v1::staff_account_service_server::StaffAccountServiceServer;
 use crate::security::{PhoneCipher, SecretCipher, TokenSigner};
 use crate::service::Services;
@@ -59,6 +60,7 @@ const HEALTH_NAMES: &[&str] = &[
     "huying.v1.AbuseService",
     "huying.v1.PersonalDataService",
     "huying.v1.NotificationService",
+    "huying.v1.RewardService",
 ];
 
 /// A running server.
@@ -73,6 +75,7 @@ pub struct Application {
     supervisor: Option<JoinHandle<()>>,
     revocation_reader: Option<JoinHandle<()>>,
     sender: Option<JoinHandle<()>>,
+    payout_reconciler: Option<JoinHandle<()>>,
 }
 
 impl Application {
@@ -112,6 +115,12 @@ impl Application {
             // and find dead peers.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            // WeChat Pay's notifications are plain HTTP: served before the
+            // gRPC-Web translation (which refuses anything else) and the
+            // bearer-token check (the body's signature authenticates them).
+            .layer(crate::api::payout_notify::NotifyLayer::new(Arc::clone(
+                &services,
+            )))
             .layer(cors(&config.cors_origins)?)
             .layer(crate::api::web::MarkGrpcWebLayer)
             .layer(tonic_web::GrpcWebLayer::new())
@@ -144,6 +153,9 @@ impl Application {
             .add_service(NotificationServiceServer::new(
                 crate::api::NotificationApi::new(Arc::clone(&services)),
             ))
+            .add_service(RewardServiceServer::new(RewardApi::new(Arc::clone(
+                &services,
+            ))))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = shutdown_signal.await;
             });
@@ -165,6 +177,10 @@ impl Application {
             .notification_interval
             .map(|every| tokio::spawn(send_notifications_forever(Arc::clone(&services), every)));
 
+        let payout_reconciler = config
+            .payout_reconcile_interval
+            .map(|every| tokio::spawn(reconcile_payouts_forever(Arc::clone(&services), every)));
+
         tracing::info!(%address, engine = ?services.store.engine(), "serving gRPC and gRPC-Web");
         Ok(Application {
             address,
@@ -177,6 +193,7 @@ impl Application {
             supervisor,
             revocation_reader,
             sender,
+            payout_reconciler,
         })
     }
 
@@ -213,6 +230,16 @@ impl Application {
         now: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<u32> {
         self.services.record_sms_deliveries(now).await
+    }
+
+    /// Runs one pass of the red envelope reconciliation worker now (for
+    /// tests and tools that drive time themselves).
+    pub async fn reconcile_payouts(
+        &self,
+    ) -> Result<crate::service::claims::ReconcileReport, crate::domain::DomainError> {
+        self.services
+            .reconcile_payouts(self.services.clock.now())
+            .await
     }
 
     /// Purges audit records past retention now (the loop's daily step).
@@ -260,6 +287,9 @@ impl Application {
         }
         if let Some(sender) = &self.sender {
             sender.abort();
+        }
+        if let Some(reconciler) = &self.payout_reconciler {
+            reconciler.abort();
         }
         result
             .context("The server task panicked")?
@@ -309,6 +339,7 @@ async fn build_services(
     };
 
     let clock_for_tokens = Arc::clone(&clock);
+    let payout = payout_provider(&config.payout, Arc::clone(&clock))?;
     let services = Services {
         store,
         bus,
@@ -333,6 +364,11 @@ async fn build_services(
         citizen_sign_in: CitizenSignIn::new(&config.citizen_sign_in, &config.keys.token_secret)?,
         personal_data: config.personal_data,
         notifier: notifier(config, clock_for_tokens).await?,
+        rewards: crate::service::red_envelopes::Rewards {
+            drawer: Arc::new(crate::service::amount::SecureDrawer),
+            payout,
+            worker_id: format!("replica-{}", crate::payout::lease_nonce()),
+        },
     };
     services.load_reference().await?;
     Ok(services)
@@ -364,6 +400,23 @@ async fn notifier(
         None => None,
     };
     crate::service::notify::Notifier::new(notifications, wechat)
+}
+
+fn payout_provider(
+    config: &crate::config::PayoutConfig,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Option<Arc<dyn crate::payout::PayoutProvider>>> {
+    use crate::config::PayoutConfig;
+    Ok(match config {
+        PayoutConfig::None => None,
+        PayoutConfig::Simulated => {
+            tracing::warn!("red envelopes are paid by the simulated provider: no money moves");
+            Some(Arc::new(crate::payout::simulated::SimulatedPayouts::new()))
+        }
+        PayoutConfig::WeChatPay(wechat_pay) => Some(Arc::new(
+            crate::payout::wechat_pay::WeChatPay::new((**wechat_pay).clone(), clock)?,
+        )),
+    })
 }
 
 /// Browsers may call over gRPC-Web only from the configured origins.
@@ -467,6 +520,17 @@ async fn send_notifications_forever(services: Arc<Services>, every: Duration) {
             && let Err(error) = services.record_sms_deliveries(now).await
         {
             tracing::warn!(error = %format!("{error:#}"), "SMS delivery reports unavailable");
+        }
+    }
+}
+
+/// Every replica runs this; leases in the store give each open bill to one.
+async fn reconcile_payouts_forever(services: Arc<Services>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = services.reconcile_payouts(services.clock.now()).await {
+            tracing::error!(error = %error, "payout reconciliation failed");
         }
     }
 }

@@ -65,6 +65,10 @@ const SECURITY_ADMIN: &[Role] = &[SecurityAdmin];
 /// Who runs key rotation: security administrators own the keys, system
 /// administrators run the deployment.
 const KEY_ADMINS: &[Role] = &[SecurityAdmin, SystemAdmin];
+/// The district decides the reward policy and withdraws envelopes of
+/// fraudulent complaints; auditors read everything about the money.
+const REWARD_MANAGERS: &[Role] = &[DistrictSupervisor];
+const REWARD_READERS: &[Role] = &[DistrictSupervisor, Auditor];
 /// Every staff role reads the directory and calendar.
 const STAFF: &[Role] = &[
     Dispatcher,
@@ -205,6 +209,16 @@ pub const RULES: &[Rule] = &[
         "/huying.v1.PersonalDataService/GetReencryptionProgress",
         Audience::Roles(KEY_ADMINS),
         Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.CitizenService/ListMyRedEnvelopes",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/ClaimRedEnvelope",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
     ),
     rule(
         "/huying.v1.CitizenService/ListCategories",
@@ -399,6 +413,36 @@ pub const RULES: &[Rule] = &[
     rule(
         "/huying.v1.AbuseService/ListBlocks",
         Audience::Roles(SECURITY_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/GetRewardPolicy",
+        Audience::Roles(REWARD_READERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/UpdateRewardPolicy",
+        Audience::Roles(REWARD_MANAGERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/ListRedEnvelopes",
+        Audience::Roles(REWARD_READERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/GetRewardTotals",
+        Audience::Roles(REWARD_READERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/GetReconciliationReport",
+        Audience::Roles(REWARD_READERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/WithdrawRedEnvelope",
+        Audience::Roles(REWARD_MANAGERS),
         Scope::Anything,
     ),
 ];

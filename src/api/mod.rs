@@ -14,7 +14,9 @@ mod convert;
 mod directory;
 pub mod logging;
 mod notification;
+pub mod payout_notify;
 mod personal_data;
+mod rewards;
 mod staff;
 mod status;
 pub mod web;
@@ -27,6 +29,7 @@ pub use citizen::CitizenApi;
 pub use directory::DirectoryApi;
 pub use notification::NotificationApi;
 pub use personal_data::PersonalDataApi;
+pub use rewards::RewardApi;
 pub use staff::StaffAccountApi;
 
 use tonic::{Request, Status};

@@ -564,6 +564,9 @@ pub struct ComplaintChange {
     pub assignments: Option<Vec<Assignment>>,
     /// At least one.
     pub events: Vec<EventDraft>,
+    /// What the change does to the complaint's red envelope, in the same
+    /// transaction.
+    pub reward: Option<super::red_envelope::RewardEffect>,
 }
 
 impl ComplaintChange {
@@ -583,6 +586,7 @@ impl Complaint {
             after,
             assignments: None,
             events: vec![event],
+            reward: None,
         }
     }
 

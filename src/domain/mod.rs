@@ -19,6 +19,7 @@ pub mod notification;
 pub mod notification_templates;
 pub mod personal_data;
 pub mod phone;
+pub mod red_envelope;
 pub mod staff;
 pub mod time;
 

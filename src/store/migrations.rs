@@ -51,6 +51,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0007_personal_data.sql"),
     ),
     (
+        8,
+        "red envelopes",
+        include_str!("../../migrations/postgres/0008_red_envelopes.sql"),
+        include_str!("../../migrations/sqlite/0008_red_envelopes.sql"),
+    ),
+    (
         9,
         "notifications",
         include_str!("../../migrations/postgres/0009_notifications.sql"),

@@ -9,12 +9,14 @@ mod migrations;
 pub mod notifications;
 pub mod personal_data;
 pub mod postgres;
+pub mod rewards;
 mod sql;
 mod sql_abuse;
 mod sql_cases;
 mod sql_identity;
 mod sql_notifications;
 mod sql_personal_data;
+mod sql_rewards;
 mod sql_staff;
 pub mod sqlite;
 pub mod staff;
@@ -230,6 +232,8 @@ pub trait Store:
     + abuse::AbuseStore
     + PersonalDataStore
     + notifications::NotificationStore
+    + rewards::RewardStore
+    + rewards::PayoutStore
     + Send
     + Sync
     + 'static

@@ -30,11 +30,11 @@ use tokio::task::JoinHandle;
 
 use crate::helpers::random_name;
 
-type Reply = Response<Full<Bytes>>;
+pub type Reply = Response<Full<Bytes>>;
 
 /// Serves HTTP/1.1 on 127.0.0.1:0 until dropped.
-struct Server {
-    address: SocketAddr,
+pub struct Server {
+    pub address: SocketAddr,
     task: JoinHandle<()>,
 }
 
@@ -44,7 +44,7 @@ impl Drop for Server {
     }
 }
 
-async fn serve<F, Fut>(handle: F) -> Server
+pub async fn serve<F, Fut>(handle: F) -> Server
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Reply> + Send + 'static,

@@ -108,6 +108,7 @@ impl TestApp {
             .rate_limits
             .apply("signin.account=1000/1h,signin.ip=10000/1h,file.ip=10000/1h")
             .expect("valid test limits");
+        config.payout_reconcile_interval = None;
         if engine == Engine::Postgres {
             config.redis_url = Some(redis_url());
             config.redis_prefix = format!("huying-test:{}:", random_name());
@@ -321,7 +322,7 @@ fn schema_digest() -> String {
     digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn fresh_postgres_database() -> String {
+pub async fn fresh_postgres_database() -> String {
     let template = template_database().await;
     let name = format!("huying_test_{}", random_name());
     let admin = admin_database_url();

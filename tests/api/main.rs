@@ -3,6 +3,7 @@
 //! Redis). All modules compile into this one test binary.
 
 mod citizen_world;
+mod fake_wechat_pay;
 mod fakes;
 mod helpers;
 mod notify_world;
@@ -23,6 +24,7 @@ mod personal_data;
 mod privacy;
 mod rate_limits;
 mod rating;
+mod red_envelopes;
 mod reflection;
 mod replicas;
 mod revocation;
@@ -34,3 +36,4 @@ mod staff_accounts;
 mod supervision;
 mod validation;
 mod watch;
+mod wechat_pay;
