@@ -7,6 +7,7 @@ use prost::Message;
 
 const PROTOS: &[&str] = &[
     "huying/v1/common.proto",
+    "huying/v1/notification.proto",
     "huying/v1/identity.proto",
     "huying/v1/auth.proto",
     "huying/v1/citizen.proto",

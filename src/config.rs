@@ -5,6 +5,7 @@
 //! `HUYING_REDIS_URL=redis://…`, and passes its keys explicitly.
 
 mod citizen;
+mod notify;
 mod payout;
 
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 pub use self::citizen::CitizenSignInConfig;
+pub use self::notify::NotificationConfig;
 pub use self::payout::PayoutConfig;
 use crate::domain::client::TrustedProxies;
 use crate::domain::geo::{GeoPoint, ServiceArea};
@@ -71,6 +73,11 @@ pub struct Config {
     /// How often each replica reads sessions revoked elsewhere, in case it
     /// missed the bus's message; `None` reads only at start (tests drive it).
     pub revocation_sync_interval: Option<Duration>,
+    /// Templates, quiet hours, retries and webhooks of notifications.
+    pub notifications: NotificationConfig,
+    /// How often each replica's sender looks for notifications to send;
+    /// `None` runs none (tests drive it).
+    pub notification_interval: Option<Duration>,
     /// Who pays red envelopes.
     pub payout: PayoutConfig,
     /// How often each replica reconciles open transfers and expires
@@ -176,6 +183,11 @@ impl Config {
             config.log_format = LogFormat::Json;
         }
         config.citizen_sign_in = CitizenSignInConfig::from_env(&var, embedded)?;
+        config.notifications = NotificationConfig::from_env(&var)?;
+        if let Some(secs) = var("HUYING_NOTIFY_INTERVAL_SECS") {
+            let secs: u64 = secs.parse().context("HUYING_NOTIFY_INTERVAL_SECS")?;
+            config.notification_interval = Some(Duration::from_secs(secs.max(1)));
+        }
         let app_id = config
             .citizen_sign_in
             .wechat
@@ -226,6 +238,8 @@ impl Config {
             log_format: LogFormat::Text,
             citizen_sign_in: CitizenSignInConfig::embedded(),
             revocation_sync_interval: Some(Duration::from_secs(5)),
+            notifications: NotificationConfig::default(),
+            notification_interval: Some(Duration::from_secs(5)),
             payout: if embedded {
                 PayoutConfig::Simulated
             } else {

@@ -36,6 +36,7 @@ use crate::proto::v1::auth_service_server::AuthServiceServer;
 use crate::proto::v1::case_service_server::CaseServiceServer;
 use crate::proto::v1::citizen_service_server::CitizenServiceServer;
 use crate::proto::v1::directory_service_server::DirectoryServiceServer;
+use crate::proto::v1::notification_service_server::NotificationServiceServer;
 use crate::proto::v1::personal_data_service_server::PersonalDataServiceServer;
 use crate::proto::v1::reward_service_server::RewardServiceServer;
 use crate::proto::v1::knowledge_service_server::KnowledgeServiceServer;
@@ -61,6 +62,7 @@ const HEALTH_NAMES: &[&str] = &[
     "huying.v1.AuditService",
     "huying.v1.AbuseService",
     "huying.v1.PersonalDataService",
+    "huying.v1.NotificationService",
     "huying.v1.RewardService",
 ];
 
@@ -75,6 +77,7 @@ pub struct Application {
     prober: JoinHandle<()>,
     supervisor: Option<JoinHandle<()>>,
     revocation_reader: Option<JoinHandle<()>>,
+    sender: Option<JoinHandle<()>>,
     payout_reconciler: Option<JoinHandle<()>>,
 }
 
@@ -150,6 +153,9 @@ impl Application {
             .add_service(PersonalDataServiceServer::new(PersonalDataApi::new(
                 Arc::clone(&services),
             )))
+            .add_service(NotificationServiceServer::new(
+                crate::api::NotificationApi::new(Arc::clone(&services)),
+            ))
             .add_service(RewardServiceServer::new(RewardApi::new(Arc::clone(
                 &services,
             ))))
@@ -177,6 +183,9 @@ impl Application {
         let revocation_reader = config
             .revocation_sync_interval
             .map(|every| tokio::spawn(learn_revocations_forever(Arc::clone(&services), every)));
+        let sender = config
+            .notification_interval
+            .map(|every| tokio::spawn(send_notifications_forever(Arc::clone(&services), every)));
 
         let payout_reconciler = config
             .payout_reconcile_interval
@@ -193,6 +202,7 @@ impl Application {
             prober,
             supervisor,
             revocation_reader,
+            sender,
             payout_reconciler,
         })
     }
@@ -212,6 +222,24 @@ impl Application {
         now: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<crate::service::supervision::TickReport> {
         self.services.supervise(now).await
+    }
+
+    /// Runs one pass of the notification sender at `now` (the loop's
+    /// step, for tests and tools that drive time themselves).
+    pub async fn send_notifications(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<crate::service::notify::SendReport> {
+        self.services.send_notifications(now).await
+    }
+
+    /// Reads the SMS provider's delivery reports now (the sender loop's
+    /// other step); returns how many matched a sent text.
+    pub async fn record_sms_deliveries(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<u32> {
+        self.services.record_sms_deliveries(now).await
     }
 
     /// Runs one pass of the red envelope reconciliation worker now (for
@@ -267,6 +295,9 @@ impl Application {
         if let Some(reader) = &self.revocation_reader {
             reader.abort();
         }
+        if let Some(sender) = &self.sender {
+            sender.abort();
+        }
         if let Some(reconciler) = &self.payout_reconciler {
             reconciler.abort();
         }
@@ -317,6 +348,7 @@ async fn build_services(
         None => CategoryStandard::bundled(),
     };
 
+    let clock_for_tokens = Arc::clone(&clock);
     let payout = payout_provider(&config.payout, Arc::clone(&clock))?;
     let services = Services {
         store,
@@ -342,6 +374,7 @@ async fn build_services(
         },
         citizen_sign_in: CitizenSignIn::new(&config.citizen_sign_in, &config.keys.token_secret)?,
         personal_data: config.personal_data,
+        notifier: notifier(config, clock_for_tokens).await?,
         rewards: crate::service::red_envelopes::Rewards {
             drawer: Arc::new(crate::service::amount::SecureDrawer),
             payout,
@@ -350,6 +383,34 @@ async fn build_services(
     };
     services.load_reference().await?;
     Ok(services)
+}
+
+/// The notification sender's channels: WeChat subscribe messages with the
+/// mini-program's credentials, its access token shared through Redis when
+/// there is one; the staff webhooks.
+async fn notifier(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<crate::service::notify::Notifier> {
+    use crate::notify::token_cache::{MemoryTokenCache, RedisTokenCache, TokenCache};
+    use crate::notify::wechat::SubscribeMessenger;
+
+    let notifications = &config.notifications;
+    let wechat = match &config.citizen_sign_in.wechat {
+        Some(wechat) => {
+            let tokens: Arc<dyn TokenCache> = match &config.redis_url {
+                Some(url) => Arc::new(RedisTokenCache::connect(url, &config.redis_prefix).await?),
+                None => Arc::new(MemoryTokenCache::new(clock)),
+            };
+            Some(SubscribeMessenger::new(
+                wechat.clone(),
+                tokens,
+                notifications.miniprogram_state.clone(),
+            )?)
+        }
+        None => None,
+    };
+    crate::service::notify::Notifier::new(notifications, wechat)
 }
 
 fn payout_provider(
@@ -449,6 +510,27 @@ async fn supervise_forever(services: Arc<Services>, every: Duration) {
         // Does nothing once every stored value is under the current key.
         if let Err(error) = services.reencrypt_stale_values().await {
             tracing::error!(error = %format!("{error:#}"), "re-encryption failed");
+        }
+    }
+}
+
+/// Every replica runs this; leases in the store give each notification to
+/// one sender at a time.
+async fn send_notifications_forever(services: Arc<Services>, every: Duration) {
+    // Delivery reports trickle in; asking for them once a minute is enough.
+    let report_every = (Duration::from_secs(60).as_secs() / every.as_secs().max(1)).max(1);
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for tick in 0u64.. {
+        ticks.tick().await;
+        let now = services.clock.now();
+        if let Err(error) = services.send_notifications(now).await {
+            tracing::error!(error = %format!("{error:#}"), "notification pass failed");
+        }
+        if tick % report_every == 0
+            && let Err(error) = services.record_sms_deliveries(now).await
+        {
+            tracing::warn!(error = %format!("{error:#}"), "SMS delivery reports unavailable");
         }
     }
 }

@@ -57,6 +57,8 @@ const DISPATCH: &[Role] = &[Dispatcher];
 const HANDLING: &[Role] = &[Handler, UnitSupervisor];
 const SUPERVISORS: &[Role] = &[UnitSupervisor, DistrictSupervisor];
 const FOLLOW_UP: &[Role] = &[Dispatcher, DistrictSupervisor];
+/// District-wide figures such as the notification rates.
+const RATE_READERS: &[Role] = &[DistrictSupervisor, Auditor];
 const SYSTEM_ADMIN: &[Role] = &[SystemAdmin];
 const AUDIT_ADMIN: &[Role] = &[AuditAdmin];
 const SECURITY_ADMIN: &[Role] = &[SecurityAdmin];
@@ -157,6 +159,41 @@ pub const RULES: &[Rule] = &[
         "/huying.v1.CitizenService/RateComplaint",
         Audience::Roles(CITIZEN),
         Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/ListNotifications",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/MarkNotificationsRead",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/ReportSubscriptionGrant",
+        Audience::Roles(CITIZEN),
+        Scope::OwnIdentity,
+    ),
+    rule(
+        "/huying.v1.CitizenService/GetNotificationSettings",
+        Audience::Roles(CITIZEN),
+        Scope::OwnIdentity,
+    ),
+    rule(
+        "/huying.v1.CitizenService/UpdateNotificationSettings",
+        Audience::Roles(CITIZEN),
+        Scope::OwnIdentity,
+    ),
+    rule(
+        "/huying.v1.NotificationService/GetNotificationRates",
+        Audience::Roles(RATE_READERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.NotificationService/ListCaseNotifications",
+        Audience::Roles(CASE_READERS),
+        Scope::UnitCases,
     ),
     rule(
         "/huying.v1.CitizenService/WatchComplaint",

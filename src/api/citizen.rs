@@ -155,6 +155,41 @@ impl CitizenService for CitizenApi {
         Ok(Response::new(convert::complaint(&complaint)))
     }
 
+    async fn list_notifications(
+        &self,
+        request: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        super::notification::list_notifications(&self.services, request).await
+    }
+
+    async fn mark_notifications_read(
+        &self,
+        request: Request<pb::MarkNotificationsReadRequest>,
+    ) -> Result<Response<pb::MarkNotificationsReadResponse>, Status> {
+        super::notification::mark_notifications_read(&self.services, request).await
+    }
+
+    async fn report_subscription_grant(
+        &self,
+        request: Request<pb::ReportSubscriptionGrantRequest>,
+    ) -> Result<Response<pb::NotificationSettings>, Status> {
+        super::notification::report_subscription_grant(&self.services, request).await
+    }
+
+    async fn get_notification_settings(
+        &self,
+        request: Request<pb::GetNotificationSettingsRequest>,
+    ) -> Result<Response<pb::NotificationSettings>, Status> {
+        super::notification::get_notification_settings(&self.services, request).await
+    }
+
+    async fn update_notification_settings(
+        &self,
+        request: Request<pb::UpdateNotificationSettingsRequest>,
+    ) -> Result<Response<pb::NotificationSettings>, Status> {
+        super::notification::update_notification_settings(&self.services, request).await
+    }
+
     async fn list_categories(
         &self,
         _request: Request<pb::ListCategoriesRequest>,

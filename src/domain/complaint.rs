@@ -61,6 +61,7 @@ macro_rules! stored_enum {
         }
     };
 }
+pub(crate) use stored_enum;
 
 stored_enum!(ComplaintKind {
     Complaint => "complaint",

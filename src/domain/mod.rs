@@ -16,6 +16,8 @@ pub mod duplicate;
 pub mod error;
 pub mod geo;
 pub mod knowledge;
+pub mod notification;
+pub mod notification_templates;
 pub mod personal_data;
 pub mod phone;
 pub mod red_envelope;

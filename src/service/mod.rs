@@ -13,6 +13,8 @@ pub mod contact;
 pub mod identity;
 pub mod knowledge;
 pub mod limits;
+pub mod notifications;
+pub mod notify;
 pub mod personal_data;
 pub mod queue_watch;
 pub mod red_envelopes;
@@ -60,6 +62,8 @@ pub struct Services {
     pub citizen_sign_in: identity::CitizenSignIn,
     /// Key rotation batches and retention periods.
     pub personal_data: personal_data::PersonalDataPolicy,
+    /// Notification templates, channels and the sender's settings.
+    pub notifier: notify::Notifier,
     pub rewards: red_envelopes::Rewards,
     /// Turns true when the server is stopping, so that long-lived streams
     /// end and graceful shutdown does not wait for clients to hang up.

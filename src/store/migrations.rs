@@ -57,6 +57,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0008_red_envelopes.sql"),
     ),
     (
+        9,
+        "notifications",
+        include_str!("../../migrations/postgres/0009_notifications.sql"),
+        include_str!("../../migrations/sqlite/0009_notifications.sql"),
+    ),
+    (
         11,
         "statistics and instant answers",
         include_str!("../../migrations/postgres/0011_stats.sql"),

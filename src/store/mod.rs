@@ -6,6 +6,7 @@
 pub mod abuse;
 pub mod identity;
 mod migrations;
+pub mod notifications;
 pub mod personal_data;
 pub mod postgres;
 pub mod rewards;
@@ -13,6 +14,7 @@ mod sql;
 mod sql_abuse;
 mod sql_cases;
 mod sql_identity;
+mod sql_notifications;
 mod sql_personal_data;
 mod sql_rewards;
 mod sql_staff;
@@ -231,6 +233,7 @@ pub trait Store:
     + IdentityStore
     + abuse::AbuseStore
     + PersonalDataStore
+    + notifications::NotificationStore
     + rewards::RewardStore
     + rewards::PayoutStore
     + stats::StatsStore

@@ -29,7 +29,7 @@ macro_rules! reward_store_impl {
         use crate::domain::red_envelope::{Bill, BillState};
         use crate::store::rewards::{
             BillUpdate, ClaimStart, EnvelopeQuery, LedgerState, PayoutStore, PeriodTotals,
-            RewardStore, Settlement, Withdrawal,
+            RewardStore, Settlement as BillSettlement, Withdrawal,
         };
 
         fn bill_from_row(row: &Row) -> anyhow::Result<Bill> {
@@ -346,7 +346,7 @@ macro_rules! reward_store_impl {
 
         /// Gives an envelope's money back to the budget, moving it from a
         /// pending state to `to`. False when it was not pending.
-        async fn release_in(
+        async fn release_envelope_in(
             tx: &mut Tx,
             envelope_id: i64,
             from: &[EnvelopeState],
@@ -406,7 +406,7 @@ macro_rules! reward_store_impl {
             let Some(envelope) = row.as_ref().map(envelope_from_row).transpose()? else {
                 return Ok(Withdrawal::Nothing);
             };
-            let cancelled = release_in(
+            let cancelled = release_envelope_in(
                 tx,
                 envelope.id,
                 &[EnvelopeState::Granted],
@@ -700,7 +700,7 @@ macro_rules! reward_store_impl {
                 let mut expired = 0;
                 for id in due {
                     let mut tx = begin_write(&self.pool).await.context("Failed to begin")?;
-                    let released = release_in(
+                    let released = release_envelope_in(
                         &mut tx,
                         id,
                         &[EnvelopeState::Granted],
@@ -734,7 +734,7 @@ macro_rules! reward_store_impl {
                 let start = match envelope.state {
                     EnvelopeState::Granted if envelope.claim_until <= now => {
                         let states = [EnvelopeState::Granted];
-                        release_in(&mut tx, envelope.id, &states, EnvelopeState::Expired, "unclaimed", now)
+                        release_envelope_in(&mut tx, envelope.id, &states, EnvelopeState::Expired, "unclaimed", now)
                             .await?;
                         ClaimStart::Settled(envelope_in(&mut tx, envelope.id).await?)
                     }
@@ -868,7 +868,7 @@ macro_rules! reward_store_impl {
             async fn settle_bill(
                 &self,
                 out_bill_no: &str,
-                settlement: &Settlement,
+                settlement: &BillSettlement,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> anyhow::Result<Option<Envelope>> {
                 let mut tx = begin_write(&self.pool).await.context("Failed to begin")?;
@@ -883,8 +883,8 @@ macro_rules! reward_store_impl {
                 };
                 let envelope = lock_envelope(&mut tx, envelope_id).await?.context("a bill without envelope")?;
                 let (state, reason) = match settlement {
-                    Settlement::Paid => (BillState::Success, None),
-                    Settlement::Closed { reason } => (BillState::Closed, Some(reason.clone())),
+                    BillSettlement::Paid => (BillState::Success, None),
+                    BillSettlement::Closed { reason } => (BillState::Closed, Some(reason.clone())),
                 };
                 let ended = sqlx::query(
                     "UPDATE payout_bills SET state = $2, fail_reason = $3, updated_at = $4 \
@@ -903,7 +903,7 @@ macro_rules! reward_store_impl {
                 }
 
                 match settlement {
-                    Settlement::Paid => {
+                    BillSettlement::Paid => {
                         sqlx::query(
                             "UPDATE red_envelopes SET state = 'paid', paid_at = $2, updated_at = $2 \
                              WHERE id = $1 AND state = 'claiming'",
@@ -915,7 +915,7 @@ macro_rules! reward_store_impl {
                         .context("Failed to mark an envelope paid")?;
                         post_in(&mut tx, envelope.id, EntryKind::Payout, envelope.amount_fen, now).await?;
                     }
-                    Settlement::Closed { reason } => {
+                    BillSettlement::Closed { reason } => {
                         close_attempt_in(&mut tx, &envelope, reason, now).await?;
                     }
                 }
@@ -966,9 +966,9 @@ macro_rules! reward_store_impl {
         ) -> anyhow::Result<()> {
             let claiming = [EnvelopeState::Claiming];
             if envelope.claim_until <= now {
-                release_in(tx, envelope.id, &claiming, EnvelopeState::Expired, "unclaimed", now).await?;
+                release_envelope_in(tx, envelope.id, &claiming, EnvelopeState::Expired, "unclaimed", now).await?;
             } else if envelope.attempts >= red_envelope::MAX_TRANSFER_ATTEMPTS {
-                release_in(tx, envelope.id, &claiming, EnvelopeState::Failed, reason, now).await?;
+                release_envelope_in(tx, envelope.id, &claiming, EnvelopeState::Failed, reason, now).await?;
             } else {
                 sqlx::query(
                     "UPDATE red_envelopes SET state = 'granted', updated_at = $2 \

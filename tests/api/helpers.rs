@@ -100,6 +100,7 @@ impl TestApp {
         // replica reads revocations from the store.
         config.supervision_interval = None;
         config.revocation_sync_interval = None;
+        config.notification_interval = None;
         // Every test client connects from 127.0.0.1 and many sign in over
         // and over: the shared budgets would refuse them. Tests of those
         // limits set their own.

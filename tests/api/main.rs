@@ -6,6 +6,7 @@ mod citizen_world;
 mod fake_wechat_pay;
 mod fakes;
 mod helpers;
+mod notify_world;
 
 mod access;
 mod audit;
@@ -18,6 +19,7 @@ mod health;
 mod isolation;
 mod linking;
 mod listing;
+mod notifications;
 mod personal_data;
 mod privacy;
 mod rate_limits;
