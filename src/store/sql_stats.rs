@@ -68,6 +68,27 @@ macro_rules! stats_store_impl {
 
         /// Binds the cohort's period as `$1` and `$2`, then `fixed` (already
         /// bound by the caller in `$3`, … order) and the scope's own values.
+        /// Accepted for filing or rejected: the citizen is owed the decision.
+        const DECIDED: &str = "(c.accepted_at IS NOT NULL OR c.status = 'rejected')";
+        /// Resolved (or answered) at least once, not merged away.
+        const RESOLVED: &str = "(c.resolved_at IS NOT NULL AND c.merged_into IS NULL)";
+        const ACCEPTANCE_KINDS: &str = "'accepted', 'rejected'";
+        const HANDLING_KINDS: &str = "'resolved', 'answered'";
+
+        /// The case's citizen was sent (an outside channel accepted it) a
+        /// notice of one of `kinds`; with `delivered`, the channel also
+        /// reported it delivered. Counted from the attempts, never from
+        /// what was merely intended.
+        fn notice(kinds: &str, delivered: bool) -> String {
+            format!(
+                "EXISTS (SELECT 1 FROM notifications n \
+                   JOIN notification_attempts a ON a.notification_id = n.id \
+                   WHERE n.complaint_id = c.id AND n.citizen_id IS NOT NULL \
+                     AND n.kind IN ({kinds}) AND a.outcome = 'sent'{})",
+                if delivered { " AND a.delivered_at IS NOT NULL" } else { "" }
+            )
+        }
+
         fn bind_scope<'q>(
             query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
             scope: &CaseScope,
@@ -161,7 +182,11 @@ macro_rules! stats_store_impl {
                        {on_time} AS closed_on_time, {overdue} AS open_overdue, \
                        {one_day} AS within_one_day, {three_days} AS within_three_days, \
                        {rated} AS rated, {satisfied} AS satisfied, {rehandled} AS rehandled, \
-                       {decided} AS decided, {resolved} AS resolved \
+                       {decided} AS decided, {resolved} AS resolved, \
+                       {acceptance_sent} AS acceptance_sent, \
+                       {acceptance_delivered} AS acceptance_delivered, \
+                       {handling_sent} AS handling_sent, \
+                       {handling_delivered} AS handling_delivered \
                      FROM complaints c WHERE {condition}",
                     accepted = sum("c.accepted_at IS NOT NULL"),
                     rejected = sum("c.status = 'rejected'"),
@@ -179,8 +204,14 @@ macro_rules! stats_store_impl {
                     rated = sum("c.rating IS NOT NULL"),
                     satisfied = sum("c.rating IN ('satisfied', 'basically_satisfied')"),
                     rehandled = sum(&format!("{CLOSED} AND c.rework_round > 0")),
-                    decided = sum("(c.accepted_at IS NOT NULL OR c.status = 'rejected')"),
-                    resolved = sum("c.resolved_at IS NOT NULL AND c.merged_into IS NULL"),
+                    decided = sum(DECIDED),
+                    resolved = sum(RESOLVED),
+                    acceptance_sent = sum(&format!("{DECIDED} AND {}", notice(ACCEPTANCE_KINDS, false))),
+                    acceptance_delivered =
+                        sum(&format!("{DECIDED} AND {}", notice(ACCEPTANCE_KINDS, true))),
+                    handling_sent = sum(&format!("{RESOLVED} AND {}", notice(HANDLING_KINDS, false))),
+                    handling_delivered =
+                        sum(&format!("{RESOLVED} AND {}", notice(HANDLING_KINDS, true))),
                 );
                 let mut tx = begin_snapshot(&self.pool).await.context("Failed to begin")?;
                 let query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -204,6 +235,10 @@ macro_rules! stats_store_impl {
                     rehandled: count(&row, "rehandled")?,
                     decided: count(&row, "decided")?,
                     resolved: count(&row, "resolved")?,
+                    acceptance_notice_sent: count(&row, "acceptance_sent")?,
+                    acceptance_notice_delivered: count(&row, "acceptance_delivered")?,
+                    handling_notice_sent: count(&row, "handling_sent")?,
+                    handling_notice_delivered: count(&row, "handling_delivered")?,
                     ..CaseCounts::default()
                 };
 
