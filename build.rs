@@ -8,6 +8,7 @@ use prost::Message;
 const PROTOS: &[&str] = &[
     "huying/v1/common.proto",
     "huying/v1/identity.proto",
+    "huying/v1/evidence.proto",
     "huying/v1/auth.proto",
     "huying/v1/citizen.proto",
     "huying/v1/case.proto",

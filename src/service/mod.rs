@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cases;
 pub mod complaints;
 pub mod contact;
+pub mod evidence;
 pub mod identity;
 pub mod limits;
 pub mod personal_data;
@@ -53,6 +54,8 @@ pub struct Services {
     pub citizen_sign_in: identity::CitizenSignIn,
     /// Key rotation batches and retention periods.
     pub personal_data: personal_data::PersonalDataPolicy,
+    /// Where photos are stored, their limits and links.
+    pub evidence: evidence::Evidence,
     /// Turns true when the server is stopping, so that long-lived streams
     /// end and graceful shutdown does not wait for clients to hang up.
     pub stopping: tokio::sync::watch::Receiver<bool>,

@@ -5,12 +5,14 @@
 mod citizen_world;
 mod fakes;
 mod helpers;
+mod s3_server;
 
 mod access;
 mod audit;
 mod blocks;
 mod cases;
 mod categories;
+mod evidence;
 mod filing;
 mod grpc_web;
 mod health;
