@@ -111,7 +111,8 @@ impl Application {
             .build_v1alpha()
             .context("Failed to build the v1alpha reflection service")?;
 
-        let routes = Routes::builder()
+        let mut routes = Routes::builder();
+        routes
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_v1alpha)
@@ -134,12 +135,11 @@ impl Application {
             ))))
             .add_service(PersonalDataServiceServer::new(PersonalDataApi::new(
                 Arc::clone(&services),
-            )))
-            .routes();
+            )));
         // Plain HTTP beside gRPC on the same port: uploads from
         // wx.uploadFile and the apps, downloads by signed link.
         let router = crate::api::files::routes(
-            routes.into_axum_router(),
+            routes.routes().into_axum_router(),
             Arc::clone(&services),
             config.uploads.max_bytes,
         );

@@ -99,9 +99,9 @@ struct LinkQuery {
 async fn download(
     State(services): State<Arc<Services>>,
     Path(upload_id): Path<String>,
-    query: Option<Query<LinkQuery>>,
+    query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Some(Query(link)) = query else {
+    let Ok(Query(link)) = query else {
         return failure(UploadRefusal::NotFound.into());
     };
     match services

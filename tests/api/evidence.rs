@@ -161,7 +161,8 @@ async fn post_file(url: &str, token: Option<&str>, field: &str, bytes: &[u8]) ->
     }
     let response = request.body(body).send().await.expect("the upload is answered");
     let status = response.status().as_u16();
-    let json = response.json().await.expect("the answer is JSON");
+    let text = response.text().await.expect("the answer has a body");
+    let json = serde_json::from_str(&text).expect("the answer is JSON");
     (status, json)
 }
 
