@@ -16,8 +16,8 @@ use serde::Deserialize;
 pub use self::citizen::CitizenSignInConfig;
 use crate::domain::client::TrustedProxies;
 use crate::domain::evidence::UploadPolicy;
-use crate::evidence::{S3Settings, StorageConfig};
 use crate::domain::geo::{GeoPoint, ServiceArea};
+use crate::evidence::{S3Settings, StorageConfig};
 use crate::limiter::Policies;
 use crate::security::keys::decode_key;
 use crate::security::{Algorithm, Keys};
@@ -118,7 +118,8 @@ impl Config {
         let mut config = Config::embedded_defaults(database_url, keys);
         config.storage = storage_from_env(&var, &data_dir)?;
         read_upload_policy(&var, &mut config.uploads)?;
-        config.public_url = var("HUYING_PUBLIC_URL").map(|url| url.trim_end_matches('/').to_owned());
+        config.public_url =
+            var("HUYING_PUBLIC_URL").map(|url| url.trim_end_matches('/').to_owned());
         if let Some(name) = var("HUYING_DATA_CIPHER") {
             config.keys.data_cipher = Algorithm::parse(&name)
                 .context("HUYING_DATA_CIPHER must be aes-256-gcm or sm4-gcm")?;
@@ -304,7 +305,8 @@ fn storage_from_env(
         let dir = var("HUYING_FILES_DIR").map_or_else(|| data_dir.join("files"), PathBuf::from);
         return Ok(StorageConfig::Local(dir));
     };
-    let required = |name: &str| var(name).with_context(|| format!("{name} is required with HUYING_S3_BUCKET"));
+    let required =
+        |name: &str| var(name).with_context(|| format!("{name} is required with HUYING_S3_BUCKET"));
     let path_style = match var("HUYING_S3_PATH_STYLE") {
         Some(flag) => parse_flag("HUYING_S3_PATH_STYLE", &flag)?,
         None => true,
@@ -327,7 +329,10 @@ fn read_upload_policy(
 ) -> anyhow::Result<()> {
     let number = |name: &str| -> anyhow::Result<Option<u64>> {
         var(name)
-            .map(|text| text.parse().with_context(|| format!("{name} must be a whole number")))
+            .map(|text| {
+                text.parse()
+                    .with_context(|| format!("{name} must be a whole number"))
+            })
             .transpose()
     };
     if let Some(bytes) = number("HUYING_UPLOAD_MAX_BYTES")? {

@@ -89,8 +89,7 @@ impl Application {
             .unwrap_or_else(|| format!("http://{address}"));
 
         let (stopping, stopping_signal) = watch::channel(false);
-        let services =
-            Arc::new(build_services(&config, clock, stopping_signal, public_url).await?);
+        let services = Arc::new(build_services(&config, clock, stopping_signal, public_url).await?);
         // Sessions revoked before this replica started are refused too.
         services
             .learn_revocations(services.revocations_worth_knowing())
@@ -153,7 +152,7 @@ impl Application {
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .layer(cors(&config.cors_origins)?)
             .layer(crate::api::web::MarkGrpcWebLayer)
-            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(crate::api::web::GrpcWebExceptPlainHttpLayer)
             .layer(RpcLogLayer)
             .layer(ClientLayer::new(config.trusted_proxies.clone()))
             .layer(AccessLayer::new(Arc::clone(&services)))

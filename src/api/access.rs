@@ -400,7 +400,7 @@ const INFRASTRUCTURE_PREFIXES: &[&str] = &["/grpc.health.", "/grpc.reflection."]
 
 /// Plain HTTP endpoints that check their callers themselves: uploads by the
 /// grant's owner's access token, downloads by a signed link.
-const HTTP_PREFIXES: &[&str] = &["/uploads/", "/files/"];
+const HTTP_PREFIXES: &[&str] = crate::api::web::PLAIN_HTTP_PREFIXES;
 
 pub fn rule_for(method: &str) -> Option<&'static Rule> {
     RULES.iter().find(|rule| rule.method == method)

@@ -60,7 +60,9 @@ fn photo(view: &PhotoView) -> pb::Photo {
     let attachment = upload.attachment.as_ref();
     pb::Photo {
         upload_id: upload.id.clone(),
-        stage: attachment.map_or(pb::PhotoStage::Unspecified, |a| stage(a.stage)).into(),
+        stage: attachment
+            .map_or(pb::PhotoStage::Unspecified, |a| stage(a.stage))
+            .into(),
         content_type: upload.content_type.mime().to_owned(),
         size_bytes: file.map_or(0, |f| f.size_bytes),
         width: file.map_or(0, |f| f.width),

@@ -50,7 +50,9 @@ async fn upload(
     let multipart = match multipart {
         Ok(multipart) => multipart,
         Err(rejection) => {
-            return failure(UploadRefusal::BadForm(format!("send multipart/form-data: {rejection}")).into());
+            return failure(
+                UploadRefusal::BadForm(format!("send multipart/form-data: {rejection}")).into(),
+            );
         }
     };
     let bytes = match read_file(multipart, grant.max_bytes).await {
@@ -116,7 +118,10 @@ async fn download(
                 HeaderValue::from_static(file.content_type.mime()),
             );
             // The link is personal and short-lived: no shared caches.
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            );
             headers.insert(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),

@@ -245,12 +245,19 @@ pub enum UploadRefusal {
     AlreadyUsed,
     /// The form had no file part, or a malformed body.
     BadForm(String),
-    TooLarge { max_bytes: u64 },
+    TooLarge {
+        max_bytes: u64,
+    },
     /// The content is not a JPEG or PNG image, whatever it was called.
     NotAnImage,
     /// The content is an image of another type than the grant's.
-    WrongType { declared: ImageType, actual: ImageType },
-    TooManyPixels { max_pixels: u64 },
+    WrongType {
+        declared: ImageType,
+        actual: ImageType,
+    },
+    TooManyPixels {
+        max_pixels: u64,
+    },
     /// It starts like an image but does not decode.
     Undecodable,
 }

@@ -71,7 +71,9 @@ impl FileStore for LocalFiles {
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(error) => Err(error).with_context(|| format!("Failed to delete {}", path.display())),
+            Err(error) => {
+                Err(error).with_context(|| format!("Failed to delete {}", path.display()))
+            }
         }
     }
 

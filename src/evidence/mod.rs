@@ -105,7 +105,13 @@ impl LinkSigner {
     }
 
     /// Whether the link was signed here and is still valid at `now`.
-    pub fn verify(&self, upload_id: &str, expires: i64, signature: &str, now: DateTime<Utc>) -> bool {
+    pub fn verify(
+        &self,
+        upload_id: &str,
+        expires: i64,
+        signature: &str,
+        now: DateTime<Utc>,
+    ) -> bool {
         let Some(bytes) = decode_hex(signature) else {
             return false;
         };

@@ -222,7 +222,10 @@ impl Services {
         let duplicate_hint = self.probable_duplicate(&filing, citizen.id, now).await?;
         let replay = self
             .store
-            .find_filing(citizen.id, &RequestId::for_staff(staff.account_id, &request_id))
+            .find_filing(
+                citizen.id,
+                &RequestId::for_staff(staff.account_id, &request_id),
+            )
             .await?;
         if replay.is_none() {
             self.check_photos(staff.account_id, &filing.photo_ids, "complaint.photo_ids")

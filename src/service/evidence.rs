@@ -177,11 +177,18 @@ impl Services {
         let max_pixels = self.evidence.policy.max_pixels;
         let clean = tokio::task::spawn_blocking(move || sanitize(&bytes, declared, max_pixels))
             .await
-            .map_err(|error| DomainError::Unexpected(anyhow::anyhow!("sanitising panicked: {error}")))??;
+            .map_err(|error| {
+                DomainError::Unexpected(anyhow::anyhow!("sanitising panicked: {error}"))
+            })??;
 
         // A fresh key per attempt: a concurrent attempt at the same grant
         // never overwrites the file of the one that wins.
-        let key = format!("evidence/{}-{}.{}", grant.id, &new_upload_id()[3..15], declared.extension());
+        let key = format!(
+            "evidence/{}-{}.{}",
+            grant.id,
+            &new_upload_id()[3..15],
+            declared.extension()
+        );
         let file = StoredFile {
             storage_key: key.clone(),
             size_bytes: clean.bytes.len() as u64,
@@ -190,7 +197,11 @@ impl Services {
         };
         let files = &self.evidence.files;
         files.put(&key, clean.bytes, declared.mime()).await?;
-        if !self.store.record_file(&grant.id, &file, self.clock.now()).await? {
+        if !self
+            .store
+            .record_file(&grant.id, &file, self.clock.now())
+            .await?
+        {
             files.delete(&key).await?;
             return Err(UploadRefusal::AlreadyUsed.into());
         }
@@ -375,7 +386,11 @@ impl Services {
         if now.timestamp() >= expires {
             return Err(UploadRefusal::Expired.into());
         }
-        if !self.evidence.links.verify(upload_id, expires, signature, now) {
+        if !self
+            .evidence
+            .links
+            .verify(upload_id, expires, signature, now)
+        {
             return Err(UploadRefusal::NotFound.into());
         }
         let upload = self
@@ -420,7 +435,10 @@ impl Services {
             }
         }
         if purged > 0 {
-            tracing::info!(purged.uploads = purged, "unattached and retired uploads purged");
+            tracing::info!(
+                purged.uploads = purged,
+                "unattached and retired uploads purged"
+            );
         }
         Ok(purged)
     }

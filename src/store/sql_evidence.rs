@@ -84,8 +84,8 @@ macro_rules! evidence_store_impl {
                     continue;
                 }
                 // A retry finds it where the first attempt put it.
-                let already: Option<i64> = sqlx::query_scalar(
-                    "SELECT 1 FROM uploads WHERE id = $1 AND owner_id = $2 \
+                let already: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM uploads WHERE id = $1 AND owner_id = $2 \
                        AND status = 'stored' AND complaint_id = $3 AND stage = $4",
                 )
                 .bind(id)

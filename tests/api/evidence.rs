@@ -133,7 +133,12 @@ async fn staff_grant(staff: &mut CaseClient, size: usize) -> pb::UploadGrant {
 
 /// What wx.uploadFile sends: multipart/form-data with the caller's form
 /// fields and the file, the caller's header added.
-async fn post_file(url: &str, token: Option<&str>, field: &str, bytes: &[u8]) -> (u16, serde_json::Value) {
+async fn post_file(
+    url: &str,
+    token: Option<&str>,
+    field: &str,
+    bytes: &[u8],
+) -> (u16, serde_json::Value) {
     let boundary = "----huying-test-boundary-7d93";
     let mut body = Vec::new();
     body.extend_from_slice(
@@ -159,10 +164,15 @@ async fn post_file(url: &str, token: Option<&str>, field: &str, bytes: &[u8]) ->
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
-    let response = request.body(body).send().await.expect("the upload is answered");
+    let response = request
+        .body(body)
+        .send()
+        .await
+        .expect("the upload is answered");
     let status = response.status().as_u16();
     let text = response.text().await.expect("the answer has a body");
-    let json = serde_json::from_str(&text).expect("the answer is JSON");
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|error| panic!("the answer ({status}) is not JSON: {error}: {text:?}"));
     (status, json)
 }
 
@@ -182,7 +192,12 @@ async fn citizen_with_token(app: &TestApp, subject: &str) -> (CitizenClient, Str
     (app.citizen_with_token(&token).await, token)
 }
 
-async fn staff_with_token(app: &TestApp, subject: &str, role: pb::Role, unit: &str) -> (CaseClient, String) {
+async fn staff_with_token(
+    app: &TestApp,
+    subject: &str,
+    role: pb::Role,
+    unit: &str,
+) -> (CaseClient, String) {
     let session = app.sign_in(subject, role, unit).await;
     let token = session.session.unwrap().access_token;
     let client = huying::proto::v1::case_service_client::CaseServiceClient::with_interceptor(
@@ -232,7 +247,10 @@ async fn a_photo_travels_from_upload_to_complaint_to_a_signed_link_without_its_e
     let (status, answer) = upload(&granted.upload_url, &token, &original).await;
     assert_eq!(status, 201, "{answer}");
     assert_eq!(answer["upload_id"], granted.upload_id.as_str());
-    assert_eq!((answer["width"].as_u64(), answer["height"].as_u64()), (Some(48), Some(32)));
+    assert_eq!(
+        (answer["width"].as_u64(), answer["height"].as_u64()),
+        (Some(48), Some(32))
+    );
 
     // What storage holds is a clean JPEG: no EXIF block, no GPS bytes.
     let files = stored_files(&app);
@@ -308,12 +326,20 @@ async fn dispatch_to(app: &TestApp, id: &str, unit: &str) {
         .unwrap();
 }
 
-async fn handling_photos_reach_the_citizen_only_when_made_visible(engine: Engine, storage: Storage) {
+async fn handling_photos_reach_the_citizen_only_when_made_visible(
+    engine: Engine,
+    storage: Storage,
+) {
     let app = TestApp::spawn_storing(engine, storage, |_| {}).await;
     let (mut alice, alice_token) = citizen_with_token(&app, "alice").await;
     let report = jpeg_with_gps(16, 16);
     let report_grant = grant(&mut alice, "image/jpeg", report.len()).await;
-    assert_eq!(upload(&report_grant.upload_url, &alice_token, &report).await.0, 201);
+    assert_eq!(
+        upload(&report_grant.upload_url, &alice_token, &report)
+            .await
+            .0,
+        201
+    );
     let id = file_with_photos(&mut alice, vec![report_grant.upload_id.clone()]).await;
 
     let unit = "sd:pingshan/municipal";
@@ -324,21 +350,30 @@ async fn handling_photos_reach_the_citizen_only_when_made_visible(engine: Engine
     let before = staff_grant(&mut handler, photo.len()).await;
     let after = staff_grant(&mut handler, photo.len()).await;
     for granted in [&before, &after] {
-        assert_eq!(upload(&granted.upload_url, &handler_token, &photo).await.0, 201);
+        assert_eq!(
+            upload(&granted.upload_url, &handler_token, &photo).await.0,
+            201
+        );
     }
 
-    let attach = |upload_id: &str, stage: pb::PhotoStage, visible: bool| pb::AttachHandlingPhotosRequest {
-        complaint_id: id.clone(),
-        upload_ids: vec![upload_id.to_owned()],
-        stage: stage.into(),
-        visible_to_citizen: visible,
-    };
+    let attach =
+        |upload_id: &str, stage: pb::PhotoStage, visible: bool| pb::AttachHandlingPhotosRequest {
+            complaint_id: id.clone(),
+            upload_ids: vec![upload_id.to_owned()],
+            stage: stage.into(),
+            visible_to_citizen: visible,
+        };
+    app.clock.advance(Duration::minutes(1));
     handler
         .attach_handling_photos(attach(&before.upload_id, pb::PhotoStage::Before, false))
         .await
         .unwrap();
+    app.clock.advance(Duration::minutes(1));
     let request = attach(&after.upload_id, pb::PhotoStage::After, true);
-    handler.attach_handling_photos(request.clone()).await.unwrap();
+    handler
+        .attach_handling_photos(request.clone())
+        .await
+        .unwrap();
     // A retry changes nothing.
     let listed = handler
         .attach_handling_photos(request)
@@ -349,7 +384,11 @@ async fn handling_photos_reach_the_citizen_only_when_made_visible(engine: Engine
     let stages: Vec<_> = listed.iter().map(|p| p.stage()).collect();
     assert_eq!(
         stages,
-        [pb::PhotoStage::Report, pb::PhotoStage::Before, pb::PhotoStage::After]
+        [
+            pb::PhotoStage::Report,
+            pb::PhotoStage::Before,
+            pb::PhotoStage::After
+        ]
     );
     assert_eq!(listed[2].unit_id, unit);
 
@@ -359,7 +398,10 @@ async fn handling_photos_reach_the_citizen_only_when_made_visible(engine: Engine
         .into_iter()
         .map(|p| p.upload_id)
         .collect();
-    assert_eq!(seen, [report_grant.upload_id.clone(), after.upload_id.clone()]);
+    assert_eq!(
+        seen,
+        [report_grant.upload_id.clone(), after.upload_id.clone()]
+    );
     for photo in citizen_photos(&mut alice, &id).await {
         let (status, bytes) = fetch(&photo.download_url).await;
         assert_eq!(status, 200);
@@ -377,7 +419,10 @@ async fn handling_photos_reach_the_citizen_only_when_made_visible(engine: Engine
         .await;
     assert_eq!(code_of(listed), Code::NotFound);
     let theirs = staff_grant(&mut outsider, photo.len()).await;
-    assert_eq!(upload(&theirs.upload_url, &outsider_token, &photo).await.0, 201);
+    assert_eq!(
+        upload(&theirs.upload_url, &outsider_token, &photo).await.0,
+        201
+    );
     let refused = outsider
         .attach_handling_photos(attach(&theirs.upload_id, pb::PhotoStage::After, true))
         .await;
@@ -418,50 +463,77 @@ async fn bad_uploads_get_clear_answers_and_store_nothing(engine: Engine, storage
     // More bytes than granted.
     let small = grant(&mut alice, "image/jpeg", photo.len() - 1).await;
     let (status, answer) = upload(&small.upload_url, &alice_token, &photo).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (413, Some("FILE_TOO_LARGE")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (413, Some("FILE_TOO_LARGE"))
+    );
 
     // Called a JPEG, but it is not one; or it is a PNG.
     let fake = b"<html><body>not a photo at all</body></html>".to_vec();
     let granted = grant(&mut alice, "image/jpeg", fake.len()).await;
     let (status, answer) = upload(&granted.upload_url, &alice_token, &fake).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (415, Some("NOT_AN_IMAGE")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (415, Some("NOT_AN_IMAGE"))
+    );
     let png = png(8, 8);
     let granted = grant(&mut alice, "image/jpeg", png.len()).await;
     let (status, answer) = upload(&granted.upload_url, &alice_token, &png).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (415, Some("WRONG_IMAGE_TYPE")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (415, Some("WRONG_IMAGE_TYPE"))
+    );
 
     // Starts like a JPEG and is not; or too many pixels.
     let mut broken = photo.clone();
     broken.truncate(200);
     let granted = grant(&mut alice, "image/jpeg", broken.len()).await;
     let (status, answer) = upload(&granted.upload_url, &alice_token, &broken).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (422, Some("IMAGE_UNDECODABLE")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("IMAGE_UNDECODABLE"))
+    );
     let huge = jpeg_with_gps(65, 64);
     let granted = grant(&mut alice, "image/jpeg", huge.len()).await;
     let (status, answer) = upload(&granted.upload_url, &alice_token, &huge).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (422, Some("TOO_MANY_PIXELS")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("TOO_MANY_PIXELS"))
+    );
 
     // Another citizen's grant, no sign-in, no file field.
     let alices = grant(&mut alice, "image/jpeg", photo.len()).await;
     let (status, answer) = upload(&alices.upload_url, &bob_token, &photo).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("UPLOAD_NOT_FOUND")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("UPLOAD_NOT_FOUND"))
+    );
     let (status, _) = post_file(&alices.upload_url, None, "file", &photo).await;
     assert_eq!(status, 401);
     let (status, answer) = post_file(&alices.upload_url, Some(&alice_token), "photo", &photo).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("BAD_FORM")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("BAD_FORM"))
+    );
 
     // An expired grant.
     let expiring = grant(&mut alice, "image/jpeg", photo.len()).await;
     app.clock.advance(Duration::minutes(11));
     let (status, answer) = upload(&expiring.upload_url, &alice_token, &photo).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (410, Some("UPLOAD_EXPIRED")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (410, Some("UPLOAD_EXPIRED"))
+    );
     assert!(stored_files(&app).is_empty(), "{:?}", stored_files(&app));
 
     // A grant used once is spent.
     let once = grant(&mut alice, "image/jpeg", photo.len()).await;
     assert_eq!(upload(&once.upload_url, &alice_token, &photo).await.0, 201);
     let (status, answer) = upload(&once.upload_url, &alice_token, &photo).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("UPLOAD_ALREADY_USED")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("UPLOAD_ALREADY_USED"))
+    );
     assert_eq!(stored_files(&app).len(), 1);
 
     // Bob cannot file with Alice's photo, nor anyone with one never sent.
@@ -515,6 +587,8 @@ async fn unattached_uploads_are_purged_after_the_configured_time(engine: Engine,
     assert!(files[0].to_string_lossy().contains(&kept.upload_id));
     let store = app.store();
     assert!(store.upload(&orphan.upload_id).await.unwrap().is_none());
+    // Hours later, a fresh session.
+    let (mut alice, _) = citizen_with_token(&app, "alice").await;
     assert_eq!(citizen_photos(&mut alice, &id).await.len(), 1);
 
     // The purged upload can no longer be attached.
@@ -537,7 +611,9 @@ async fn deleting_an_account_deletes_its_photos(engine: Engine, storage: Storage
     }
     let id = file_with_photos(&mut alice, vec![attached.upload_id.clone()]).await;
     let bobs_complaint = file_with_photos(&mut bob, vec![bobs.upload_id.clone()]).await;
-    let link = citizen_photos(&mut alice, &id).await[0].download_url.clone();
+    let link = citizen_photos(&mut alice, &id).await[0]
+        .download_url
+        .clone();
     assert_eq!(stored_files(&app).len(), 3);
 
     alice
@@ -576,7 +652,9 @@ async fn server_signed_links_expire_and_cannot_be_altered(engine: Engine) {
         assert_eq!(upload(&granted.upload_url, &token, &photo).await.0, 201);
     }
     let id = file_with_photos(&mut alice, vec![first.upload_id.clone()]).await;
-    let link = citizen_photos(&mut alice, &id).await[0].download_url.clone();
+    let link = citizen_photos(&mut alice, &id).await[0]
+        .download_url
+        .clone();
     assert_eq!(fetch(&link).await.0, 200);
 
     // Another file under the same signature, a later expiry, a changed
@@ -590,7 +668,10 @@ async fn server_signed_links_expire_and_cannot_be_altered(engine: Engine) {
         .unwrap()
         .parse()
         .unwrap();
-    let later = link.replace(&format!("expires={expires}"), &format!("expires={}", expires + 3600));
+    let later = link.replace(
+        &format!("expires={expires}"),
+        &format!("expires={}", expires + 3600),
+    );
     assert_eq!(fetch(&later).await.0, 404);
     let flipped = if link.ends_with('0') { '1' } else { '0' };
     let tampered = format!("{}{flipped}", &link[..link.len() - 1]);
@@ -600,6 +681,8 @@ async fn server_signed_links_expire_and_cannot_be_altered(engine: Engine) {
     // After five minutes the link is dead; a new listing gives a new one.
     app.clock.advance(Duration::minutes(5));
     assert_eq!(fetch(&link).await.0, 410);
-    let fresh = citizen_photos(&mut alice, &id).await[0].download_url.clone();
+    let fresh = citizen_photos(&mut alice, &id).await[0]
+        .download_url
+        .clone();
     assert_eq!(fetch(&fresh).await.0, 200);
 }

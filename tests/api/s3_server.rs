@@ -31,7 +31,9 @@ fn binary() -> PathBuf {
     }
     let cache = std::env::var("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache")
+        });
     let cached = cache
         .join("huying-test-tools")
         .join(format!("s3s-fs-{S3S_FS_VERSION}"))
