@@ -508,6 +508,49 @@ mod tests {
     }
 
     #[test]
+    fn object_storage_needs_its_endpoint_and_keys_and_defaults_to_a_folder() {
+        let storage = |pairs: &[(&str, &str)]| {
+            let var = |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_owned())
+            };
+            storage_from_env(&var, std::path::Path::new("data"))
+        };
+        let Ok(StorageConfig::Local(dir)) = storage(&[]) else {
+            panic!("a local folder by default");
+        };
+        assert_eq!(dir, PathBuf::from("data/files"));
+
+        let error = format!("{:#}", storage(&[("HUYING_S3_BUCKET", "b")]).unwrap_err());
+        assert!(error.contains("HUYING_S3_ENDPOINT"), "{error}");
+        let s3 = storage(&[
+            ("HUYING_S3_BUCKET", "b"),
+            ("HUYING_S3_ENDPOINT", "https://cos.example"),
+            ("HUYING_S3_ACCESS_KEY", "id"),
+            ("HUYING_S3_SECRET_KEY", "secret"),
+            ("HUYING_S3_PATH_STYLE", "false"),
+        ]);
+        let Ok(StorageConfig::S3(settings)) = s3 else {
+            panic!("object storage");
+        };
+        assert!(!settings.path_style);
+        assert!(!format!("{settings:?}").contains("secret\""));
+    }
+
+    #[test]
+    fn upload_settings_that_cannot_work_are_refused() {
+        let mut config = Config::embedded_defaults(
+            "sqlite://huying-data/huying.db".to_owned(),
+            Keys::derived_from(b"k"),
+        );
+        config.uploads.orphan_after = config.uploads.grant_ttl;
+        let error = config.check().unwrap_err().to_string();
+        assert!(error.contains("HUYING_UPLOAD_ORPHAN_HOURS"), "{error}");
+    }
+
+    #[test]
     fn postgres_without_redis_is_refused() {
         let mut config = Config::embedded_defaults(
             "postgres://localhost/huying".to_owned(),

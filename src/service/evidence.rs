@@ -216,8 +216,7 @@ impl Services {
     }
 
     /// Refuses, field by field, uploads that `owner` cannot attach: unknown,
-    /// another account's, not uploaded yet, or attached already (except to
-    /// `here`, at the same stage: a retry).
+    /// another account's, not uploaded yet, or attached already.
     pub async fn check_photos(
         &self,
         owner: AccountId,
@@ -227,6 +226,8 @@ impl Services {
         self.check_attachable(owner, ids, field, None).await
     }
 
+    /// As `check_photos`, except that uploads attached to `here` at the
+    /// same stage pass (a retry).
     async fn check_attachable(
         &self,
         owner: AccountId,
