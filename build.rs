@@ -7,6 +7,7 @@ use prost::Message;
 
 const PROTOS: &[&str] = &[
     "huying/v1/common.proto",
+    "huying/v1/notification.proto",
     "huying/v1/identity.proto",
     "huying/v1/evidence.proto",
     "huying/v1/auth.proto",
@@ -17,6 +18,7 @@ const PROTOS: &[&str] = &[
     "huying/v1/audit.proto",
     "huying/v1/abuse.proto",
     "huying/v1/personal_data.proto",
+    "huying/v1/red_envelope.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -5,6 +5,8 @@
 //! `HUYING_REDIS_URL=redis://…`, and passes its keys explicitly.
 
 mod citizen;
+mod notify;
+mod payout;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,6 +16,8 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 pub use self::citizen::CitizenSignInConfig;
+pub use self::notify::NotificationConfig;
+pub use self::payout::PayoutConfig;
 use crate::domain::client::TrustedProxies;
 use crate::domain::evidence::UploadPolicy;
 use crate::domain::geo::{GeoPoint, ServiceArea};
@@ -76,6 +80,16 @@ pub struct Config {
     /// The base URL clients reach this server at, for upload and download
     /// links; `http://<bound address>` when unset.
     pub public_url: Option<String>,
+    /// Templates, quiet hours, retries and webhooks of notifications.
+    pub notifications: NotificationConfig,
+    /// How often each replica's sender looks for notifications to send;
+    /// `None` runs none (tests drive it).
+    pub notification_interval: Option<Duration>,
+    /// Who pays red envelopes.
+    pub payout: PayoutConfig,
+    /// How often each replica reconciles open transfers and expires
+    /// unclaimed envelopes; `None` runs none (tests drive it).
+    pub payout_reconcile_interval: Option<Duration>,
 }
 
 impl Config {
@@ -171,6 +185,21 @@ impl Config {
             config.log_format = LogFormat::Json;
         }
         config.citizen_sign_in = CitizenSignInConfig::from_env(&var, embedded)?;
+        config.notifications = NotificationConfig::from_env(&var)?;
+        if let Some(secs) = var("HUYING_NOTIFY_INTERVAL_SECS") {
+            let secs: u64 = secs.parse().context("HUYING_NOTIFY_INTERVAL_SECS")?;
+            config.notification_interval = Some(Duration::from_secs(secs.max(1)));
+        }
+        let app_id = config
+            .citizen_sign_in
+            .wechat
+            .as_ref()
+            .map(|w| w.app_id.as_str());
+        config.payout = PayoutConfig::from_env(&var, embedded, app_id)?;
+        if let Some(secs) = var("HUYING_PAYOUT_RECONCILE_SECS") {
+            let secs: u64 = secs.parse().context("HUYING_PAYOUT_RECONCILE_SECS")?;
+            config.payout_reconcile_interval = Some(Duration::from_secs(secs.max(1)));
+        }
         if let Some(secs) = var("HUYING_REVOCATION_SYNC_SECS") {
             config.revocation_sync_interval = Some(Duration::from_secs(
                 secs.parse().context("HUYING_REVOCATION_SYNC_SECS")?,
@@ -183,6 +212,7 @@ impl Config {
 
     /// The defaults, for the given database and keys.
     pub fn embedded_defaults(database_url: String, keys: Keys) -> Config {
+        let embedded = database_url.starts_with("sqlite:");
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             dev_sign_in: database_url.starts_with("sqlite:"),
@@ -212,6 +242,14 @@ impl Config {
             storage: StorageConfig::Local(PathBuf::from("huying-data/files")),
             uploads: UploadPolicy::default(),
             public_url: None,
+            notifications: NotificationConfig::default(),
+            notification_interval: Some(Duration::from_secs(5)),
+            payout: if embedded {
+                PayoutConfig::Simulated
+            } else {
+                PayoutConfig::None
+            },
+            payout_reconcile_interval: Some(Duration::from_secs(60)),
         }
     }
 
@@ -227,6 +265,9 @@ impl Config {
         // prefix would put every key in one cluster slot.
         if self.redis_prefix.contains(['{', '}']) {
             bail!("HUYING_REDIS_PREFIX must not contain braces");
+        }
+        if !self.is_embedded() && matches!(self.payout, PayoutConfig::Simulated) {
+            bail!("the simulated payout provider pays nobody; it is refused with PostgreSQL");
         }
         if self.lockout.max_failures == 0 || self.lockout.lock_for <= chrono::Duration::zero() {
             bail!("the staff lock-out needs a failure count and a lock time above zero");

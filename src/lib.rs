@@ -2,8 +2,8 @@
 //!
 //! Layers, outside in: `api` (the gRPC edge) → `service` (use cases) →
 //! `domain` (rules, no I/O) ← adapters: `store`, `bus`, `limiter`, `clock`,
-//! `security`, and the outside services `wechat` and `sms`. `startup` wires
-//! them together.
+//! `security`, and the outside services `wechat`, `sms` and `notify`.
+//! `startup` wires them together.
 
 pub mod api;
 pub mod bootstrap;
@@ -14,6 +14,8 @@ pub mod config;
 pub mod domain;
 pub mod evidence;
 pub mod limiter;
+pub mod notify;
+pub mod payout;
 pub mod security;
 pub mod service;
 pub mod sms;

@@ -22,7 +22,7 @@ use crate::api::access::AccessLayer;
 use crate::api::client::{ClientLayer, DEVICE_ID_HEADER};
 use crate::api::logging::RpcLogLayer;
 use crate::api::{
-    AbuseApi, AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, PersonalDataApi,
+    AbuseApi, AuditApi, AuthApi, CaseApi, CitizenApi, DirectoryApi, PersonalDataApi, RewardApi,
     StaffAccountApi,
 };
 use crate::bus::{EventBus, LocalBus, RedisBus};
@@ -38,7 +38,9 @@ use crate::proto::v1::auth_service_server::AuthServiceServer;
 use crate::proto::v1::case_service_server::CaseServiceServer;
 use crate::proto::v1::citizen_service_server::CitizenServiceServer;
 use crate::proto::v1::directory_service_server::DirectoryServiceServer;
+use crate::proto::v1::notification_service_server::NotificationServiceServer;
 use crate::proto::v1::personal_data_service_server::PersonalDataServiceServer;
+use crate::proto::v1::reward_service_server::RewardServiceServer;
 use crate::proto::v1::staff_account_service_server::StaffAccountServiceServer;
 use crate::security::{PhoneCipher, SecretCipher, TokenSigner};
 use crate::service::Services;
@@ -60,6 +62,8 @@ const HEALTH_NAMES: &[&str] = &[
     "huying.v1.AuditService",
     "huying.v1.AbuseService",
     "huying.v1.PersonalDataService",
+    "huying.v1.NotificationService",
+    "huying.v1.RewardService",
 ];
 
 /// A running server.
@@ -73,6 +77,8 @@ pub struct Application {
     prober: JoinHandle<()>,
     supervisor: Option<JoinHandle<()>>,
     revocation_reader: Option<JoinHandle<()>>,
+    sender: Option<JoinHandle<()>>,
+    payout_reconciler: Option<JoinHandle<()>>,
 }
 
 impl Application {
@@ -134,7 +140,13 @@ impl Application {
             ))))
             .add_service(PersonalDataServiceServer::new(PersonalDataApi::new(
                 Arc::clone(&services),
-            )));
+            )))
+            .add_service(NotificationServiceServer::new(
+                crate::api::NotificationApi::new(Arc::clone(&services)),
+            ))
+            .add_service(RewardServiceServer::new(RewardApi::new(Arc::clone(
+                &services,
+            ))));
         // Plain HTTP beside gRPC on the same port: uploads from
         // wx.uploadFile and the apps, downloads by signed link.
         let router = crate::api::files::routes(
@@ -150,6 +162,12 @@ impl Application {
             // and find dead peers.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            // WeChat Pay's notifications are plain HTTP: served before the
+            // gRPC-Web translation and the bearer-token check (the body's
+            // signature authenticates them).
+            .layer(crate::api::payout_notify::NotifyLayer::new(Arc::clone(
+                &services,
+            )))
             .layer(cors(&config.cors_origins)?)
             .layer(crate::api::web::MarkGrpcWebLayer)
             .layer(crate::api::web::GrpcWebExceptPlainHttpLayer)
@@ -174,6 +192,13 @@ impl Application {
         let revocation_reader = config
             .revocation_sync_interval
             .map(|every| tokio::spawn(learn_revocations_forever(Arc::clone(&services), every)));
+        let sender = config
+            .notification_interval
+            .map(|every| tokio::spawn(send_notifications_forever(Arc::clone(&services), every)));
+
+        let payout_reconciler = config
+            .payout_reconcile_interval
+            .map(|every| tokio::spawn(reconcile_payouts_forever(Arc::clone(&services), every)));
 
         tracing::info!(%address, engine = ?services.store.engine(), "serving gRPC and gRPC-Web");
         Ok(Application {
@@ -186,6 +211,8 @@ impl Application {
             prober,
             supervisor,
             revocation_reader,
+            sender,
+            payout_reconciler,
         })
     }
 
@@ -204,6 +231,34 @@ impl Application {
         now: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<crate::service::supervision::TickReport> {
         self.services.supervise(now).await
+    }
+
+    /// Runs one pass of the notification sender at `now` (the loop's
+    /// step, for tests and tools that drive time themselves).
+    pub async fn send_notifications(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<crate::service::notify::SendReport> {
+        self.services.send_notifications(now).await
+    }
+
+    /// Reads the SMS provider's delivery reports now (the sender loop's
+    /// other step); returns how many matched a sent text.
+    pub async fn record_sms_deliveries(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<u32> {
+        self.services.record_sms_deliveries(now).await
+    }
+
+    /// Runs one pass of the red envelope reconciliation worker now (for
+    /// tests and tools that drive time themselves).
+    pub async fn reconcile_payouts(
+        &self,
+    ) -> Result<crate::service::claims::ReconcileReport, crate::domain::DomainError> {
+        self.services
+            .reconcile_payouts(self.services.clock.now())
+            .await
     }
 
     /// Purges audit records past retention now (the loop's daily step).
@@ -254,6 +309,12 @@ impl Application {
         }
         if let Some(reader) = &self.revocation_reader {
             reader.abort();
+        }
+        if let Some(sender) = &self.sender {
+            sender.abort();
+        }
+        if let Some(reconciler) = &self.payout_reconciler {
+            reconciler.abort();
         }
         result
             .context("The server task panicked")?
@@ -310,6 +371,8 @@ async fn build_services(
         None => CategoryStandard::bundled(),
     };
 
+    let clock_for_tokens = Arc::clone(&clock);
+    let payout = payout_provider(&config.payout, Arc::clone(&clock))?;
     let services = Services {
         store,
         bus,
@@ -334,9 +397,60 @@ async fn build_services(
         citizen_sign_in: CitizenSignIn::new(&config.citizen_sign_in, &config.keys.token_secret)?,
         personal_data: config.personal_data,
         evidence,
+        notifier: notifier(config, clock_for_tokens).await?,
+        rewards: crate::service::red_envelopes::Rewards {
+            drawer: Arc::new(crate::service::amount::SecureDrawer),
+            payout,
+            worker_id: format!("replica-{}", crate::payout::lease_nonce()),
+        },
     };
     services.load_reference().await?;
     Ok(services)
+}
+
+/// The notification sender's channels: WeChat subscribe messages with the
+/// mini-program's credentials, its access token shared through Redis when
+/// there is one; the staff webhooks.
+async fn notifier(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<crate::service::notify::Notifier> {
+    use crate::notify::token_cache::{MemoryTokenCache, RedisTokenCache, TokenCache};
+    use crate::notify::wechat::SubscribeMessenger;
+
+    let notifications = &config.notifications;
+    let wechat = match &config.citizen_sign_in.wechat {
+        Some(wechat) => {
+            let tokens: Arc<dyn TokenCache> = match &config.redis_url {
+                Some(url) => Arc::new(RedisTokenCache::connect(url, &config.redis_prefix).await?),
+                None => Arc::new(MemoryTokenCache::new(clock)),
+            };
+            Some(SubscribeMessenger::new(
+                wechat.clone(),
+                tokens,
+                notifications.miniprogram_state.clone(),
+            )?)
+        }
+        None => None,
+    };
+    crate::service::notify::Notifier::new(notifications, wechat)
+}
+
+fn payout_provider(
+    config: &crate::config::PayoutConfig,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Option<Arc<dyn crate::payout::PayoutProvider>>> {
+    use crate::config::PayoutConfig;
+    Ok(match config {
+        PayoutConfig::None => None,
+        PayoutConfig::Simulated => {
+            tracing::warn!("red envelopes are paid by the simulated provider: no money moves");
+            Some(Arc::new(crate::payout::simulated::SimulatedPayouts::new()))
+        }
+        PayoutConfig::WeChatPay(wechat_pay) => Some(Arc::new(
+            crate::payout::wechat_pay::WeChatPay::new((**wechat_pay).clone(), clock)?,
+        )),
+    })
 }
 
 /// Browsers may call over gRPC-Web only from the configured origins.
@@ -422,6 +536,38 @@ async fn supervise_forever(services: Arc<Services>, every: Duration) {
         // Does nothing once every stored value is under the current key.
         if let Err(error) = services.reencrypt_stale_values().await {
             tracing::error!(error = %format!("{error:#}"), "re-encryption failed");
+        }
+    }
+}
+
+/// Every replica runs this; leases in the store give each notification to
+/// one sender at a time.
+async fn send_notifications_forever(services: Arc<Services>, every: Duration) {
+    // Delivery reports trickle in; asking for them once a minute is enough.
+    let report_every = (Duration::from_secs(60).as_secs() / every.as_secs().max(1)).max(1);
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for tick in 0u64.. {
+        ticks.tick().await;
+        let now = services.clock.now();
+        if let Err(error) = services.send_notifications(now).await {
+            tracing::error!(error = %format!("{error:#}"), "notification pass failed");
+        }
+        if tick % report_every == 0
+            && let Err(error) = services.record_sms_deliveries(now).await
+        {
+            tracing::warn!(error = %format!("{error:#}"), "SMS delivery reports unavailable");
+        }
+    }
+}
+
+/// Every replica runs this; leases in the store give each open bill to one.
+async fn reconcile_payouts_forever(services: Arc<Services>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = services.reconcile_payouts(services.clock.now()).await {
+            tracing::error!(error = %error, "payout reconciliation failed");
         }
     }
 }

@@ -60,12 +60,18 @@ const CASE_WORKERS: &[Role] = &[Dispatcher, Handler, UnitSupervisor];
 const HANDLING: &[Role] = &[Handler, UnitSupervisor];
 const SUPERVISORS: &[Role] = &[UnitSupervisor, DistrictSupervisor];
 const FOLLOW_UP: &[Role] = &[Dispatcher, DistrictSupervisor];
+/// District-wide figures such as the notification rates.
+const RATE_READERS: &[Role] = &[DistrictSupervisor, Auditor];
 const SYSTEM_ADMIN: &[Role] = &[SystemAdmin];
 const AUDIT_ADMIN: &[Role] = &[AuditAdmin];
 const SECURITY_ADMIN: &[Role] = &[SecurityAdmin];
 /// Who runs key rotation: security administrators own the keys, system
 /// administrators run the deployment.
 const KEY_ADMINS: &[Role] = &[SecurityAdmin, SystemAdmin];
+/// The district decides the reward policy and withdraws envelopes of
+/// fraudulent complaints; auditors read everything about the money.
+const REWARD_MANAGERS: &[Role] = &[DistrictSupervisor];
+const REWARD_READERS: &[Role] = &[DistrictSupervisor, Auditor];
 /// Every staff role reads the directory and calendar.
 const STAFF: &[Role] = &[
     Dispatcher,
@@ -148,6 +154,41 @@ pub const RULES: &[Rule] = &[
         Scope::OwnComplaints,
     ),
     rule(
+        "/huying.v1.CitizenService/ListNotifications",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/MarkNotificationsRead",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/ReportSubscriptionGrant",
+        Audience::Roles(CITIZEN),
+        Scope::OwnIdentity,
+    ),
+    rule(
+        "/huying.v1.CitizenService/GetNotificationSettings",
+        Audience::Roles(CITIZEN),
+        Scope::OwnIdentity,
+    ),
+    rule(
+        "/huying.v1.CitizenService/UpdateNotificationSettings",
+        Audience::Roles(CITIZEN),
+        Scope::OwnIdentity,
+    ),
+    rule(
+        "/huying.v1.NotificationService/GetNotificationRates",
+        Audience::Roles(RATE_READERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.NotificationService/ListCaseNotifications",
+        Audience::Roles(CASE_READERS),
+        Scope::UnitCases,
+    ),
+    rule(
         "/huying.v1.CitizenService/WatchComplaint",
         Audience::Roles(CITIZEN),
         Scope::OwnComplaints,
@@ -181,6 +222,16 @@ pub const RULES: &[Rule] = &[
         "/huying.v1.PersonalDataService/GetReencryptionProgress",
         Audience::Roles(KEY_ADMINS),
         Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.CitizenService/ListMyRedEnvelopes",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/ClaimRedEnvelope",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
     ),
     rule(
         "/huying.v1.CitizenService/ListCategories",
@@ -390,6 +441,36 @@ pub const RULES: &[Rule] = &[
     rule(
         "/huying.v1.AbuseService/ListBlocks",
         Audience::Roles(SECURITY_ADMIN),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/GetRewardPolicy",
+        Audience::Roles(REWARD_READERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/UpdateRewardPolicy",
+        Audience::Roles(REWARD_MANAGERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/ListRedEnvelopes",
+        Audience::Roles(REWARD_READERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/GetRewardTotals",
+        Audience::Roles(REWARD_READERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/GetReconciliationReport",
+        Audience::Roles(REWARD_READERS),
+        Scope::Anything,
+    ),
+    rule(
+        "/huying.v1.RewardService/WithdrawRedEnvelope",
+        Audience::Roles(REWARD_MANAGERS),
         Scope::Anything,
     ),
 ];

@@ -152,6 +152,41 @@ impl CitizenService for CitizenApi {
         Ok(Response::new(convert::complaint(&complaint)))
     }
 
+    async fn list_notifications(
+        &self,
+        request: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        super::notification::list_notifications(&self.services, request).await
+    }
+
+    async fn mark_notifications_read(
+        &self,
+        request: Request<pb::MarkNotificationsReadRequest>,
+    ) -> Result<Response<pb::MarkNotificationsReadResponse>, Status> {
+        super::notification::mark_notifications_read(&self.services, request).await
+    }
+
+    async fn report_subscription_grant(
+        &self,
+        request: Request<pb::ReportSubscriptionGrantRequest>,
+    ) -> Result<Response<pb::NotificationSettings>, Status> {
+        super::notification::report_subscription_grant(&self.services, request).await
+    }
+
+    async fn get_notification_settings(
+        &self,
+        request: Request<pb::GetNotificationSettingsRequest>,
+    ) -> Result<Response<pb::NotificationSettings>, Status> {
+        super::notification::get_notification_settings(&self.services, request).await
+    }
+
+    async fn update_notification_settings(
+        &self,
+        request: Request<pb::UpdateNotificationSettingsRequest>,
+    ) -> Result<Response<pb::NotificationSettings>, Status> {
+        super::notification::update_notification_settings(&self.services, request).await
+    }
+
     async fn list_categories(
         &self,
         _request: Request<pb::ListCategoriesRequest>,
@@ -198,6 +233,40 @@ impl CitizenService for CitizenApi {
             .await?;
         let heartbeat = self.services.streams.heartbeat;
         Ok(Response::new(watch_stream(stream, heartbeat)))
+    }
+
+    async fn list_my_red_envelopes(
+        &self,
+        request: Request<pb::ListMyRedEnvelopesRequest>,
+    ) -> Result<Response<pb::ListMyRedEnvelopesResponse>, Status> {
+        let citizen = caller(&request)?;
+        let request = request.into_inner();
+        let (envelopes, next) = self
+            .services
+            .list_my_red_envelopes(&citizen, request.page_size, &request.page_token)
+            .await?;
+        Ok(Response::new(pb::ListMyRedEnvelopesResponse {
+            envelopes: envelopes
+                .iter()
+                .map(super::rewards::citizen_envelope)
+                .collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn claim_red_envelope(
+        &self,
+        request: Request<pb::ClaimRedEnvelopeRequest>,
+    ) -> Result<Response<pb::ClaimRedEnvelopeResponse>, Status> {
+        let citizen = caller(&request)?;
+        let id = crate::service::claims::parse_envelope_id(&request.get_ref().envelope_id)?;
+        let claim = self.services.claim_red_envelope(&citizen, id).await?;
+        Ok(Response::new(pb::ClaimRedEnvelopeResponse {
+            envelope: Some(super::rewards::citizen_envelope(&claim.envelope)),
+            package_info: claim.package_info.unwrap_or_default(),
+            mch_id: claim.mch_id,
+            app_id: claim.app_id,
+        }))
     }
 }
 

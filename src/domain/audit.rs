@@ -60,6 +60,8 @@ audit_actions! {
     AccountDeleted => "citizen.account_deleted",
     DataReencrypted => "personal_data.reencrypted",
     RetentionPurged => "personal_data.retention_purged",
+    RewardPolicyChanged => "reward.policy_changed",
+    RedEnvelopeWithdrawn => "reward.envelope_withdrawn",
 }
 
 /// A record about to be written.

@@ -61,6 +61,7 @@ macro_rules! stored_enum {
         }
     };
 }
+pub(crate) use stored_enum;
 
 stored_enum!(ComplaintKind {
     Complaint => "complaint",
@@ -566,6 +567,9 @@ pub struct ComplaintChange {
     pub assignments: Option<Vec<Assignment>>,
     /// At least one.
     pub events: Vec<EventDraft>,
+    /// What the change does to the complaint's red envelope, in the same
+    /// transaction.
+    pub reward: Option<super::red_envelope::RewardEffect>,
 }
 
 impl ComplaintChange {
@@ -585,6 +589,7 @@ impl Complaint {
             after,
             assignments: None,
             events: vec![event],
+            reward: None,
         }
     }
 

@@ -16,8 +16,11 @@ pub mod duplicate;
 pub mod error;
 pub mod evidence;
 pub mod geo;
+pub mod notification;
+pub mod notification_templates;
 pub mod personal_data;
 pub mod phone;
+pub mod red_envelope;
 pub mod staff;
 pub mod time;
 

@@ -32,6 +32,8 @@ pub enum Policy {
     SignInIp,
     /// Read calls per session.
     ReadSession,
+    /// Notification texts per phone, per day.
+    NotifySmsPhone,
 }
 
 /// What a check does while the shared limiter (Redis) cannot answer.
@@ -46,7 +48,7 @@ pub enum Outage {
 }
 
 impl Policy {
-    pub const ALL: [Policy; 9] = [
+    pub const ALL: [Policy; 10] = [
         Policy::FileCitizen,
         Policy::FileDevice,
         Policy::FileIp,
@@ -56,6 +58,7 @@ impl Policy {
         Policy::SignInAccount,
         Policy::SignInIp,
         Policy::ReadSession,
+        Policy::NotifySmsPhone,
     ];
 
     /// The name in `HUYING_RATE_LIMITS`, in logs and in Redis keys.
@@ -70,12 +73,15 @@ impl Policy {
             Policy::SignInAccount => "signin.account",
             Policy::SignInIp => "signin.ip",
             Policy::ReadSession => "read.session",
+            Policy::NotifySmsPhone => "notify.sms_phone",
         }
     }
 
     pub fn outage(self) -> Outage {
         match self {
-            Policy::SmsPhone | Policy::SmsPhoneDaily | Policy::SmsIp => Outage::Refuse,
+            Policy::SmsPhone | Policy::SmsPhoneDaily | Policy::SmsIp | Policy::NotifySmsPhone => {
+                Outage::Refuse
+            }
             Policy::FileCitizen
             | Policy::FileDevice
             | Policy::FileIp
@@ -97,6 +103,8 @@ impl Policy {
             Policy::SignInAccount => (10, 15 * MINUTE),
             Policy::SignInIp => (50, 15 * MINUTE),
             Policy::ReadSession => (600, MINUTE),
+            // A case has about six citizen nodes; several cases a day is rare.
+            Policy::NotifySmsPhone => (20, DAY),
         };
         Quota {
             burst,
@@ -272,7 +280,7 @@ mod tests {
     fn the_brief_example_parses_and_round_trips() {
         let text = "file.citizen=10/1h,file.device=20/1h,file.ip=60/1h,sms.phone=1/1m,\
                     sms.phone_daily=10/1d,sms.ip=30/1h,signin.account=10/15m,\
-                    signin.ip=50/15m,read.session=600/1m";
+                    signin.ip=50/15m,read.session=600/1m,notify.sms_phone=20/1d";
         let mut policies = Policies::default();
         policies.apply(text).unwrap();
 
@@ -327,7 +335,10 @@ mod tests {
             .filter(|p| p.outage() == Outage::Refuse)
             .map(Policy::name)
             .collect();
-        assert_eq!(refusing, ["sms.phone", "sms.phone_daily", "sms.ip"]);
+        assert_eq!(
+            refusing,
+            ["sms.phone", "sms.phone_daily", "sms.ip", "notify.sms_phone"]
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::domain::complaint::{
 use crate::domain::directory::Directory;
 use crate::domain::duplicate::NewReport;
 use crate::domain::error::DomainError;
+use crate::domain::red_envelope::{NotGrantedReason, RewardEffect};
 use crate::store::{DuplicateQuery, Filing, QueueQuery, StaffOutcome};
 
 /// Open complaints compared with each new one, newest first.
@@ -346,7 +347,9 @@ impl Services {
                     .standard
                     .get(&case.complaint.category_code)
                     .and_then(|c| c.urgency);
-                case.accept(actor, deadline, urgency, now)
+                let mut change = case.accept(actor, deadline, urgency, now)?;
+                change.reward = Some(self.red_envelope_offer(&case.complaint).await?);
+                Ok(change)
             }
             StaffAction::Reject { reason } => case.reject(actor, &reason, now),
             StaffAction::Answer { answer } => case.answer(actor, &answer, now),
@@ -370,7 +373,11 @@ impl Services {
                 let survivor = self.store.case(into).await?.ok_or_else(|| {
                     DomainError::invalid("into_complaint_id", "no case has this id")
                 })?;
-                case.merge_into(actor, &survivor, now)
+                let mut change = case.merge_into(actor, &survivor, now)?;
+                change.reward = Some(RewardEffect::Withdraw {
+                    reason: NotGrantedReason::Merged.as_str().to_owned(),
+                });
+                Ok(change)
             }
             StaffAction::FollowUp { outcome } => case.record_follow_up(actor, &outcome, now),
             StaffAction::HandOver { to_unit, reason } => {

@@ -3,16 +3,21 @@
 //! limiter, clock) and know nothing of gRPC.
 
 pub mod abuse;
+pub mod amount;
 pub mod audit;
 pub mod auth;
 pub mod cases;
+pub mod claims;
 pub mod complaints;
 pub mod contact;
 pub mod evidence;
 pub mod identity;
 pub mod limits;
+pub mod notifications;
+pub mod notify;
 pub mod personal_data;
 pub mod queue_watch;
+pub mod red_envelopes;
 pub mod reference;
 pub mod revocations;
 pub mod staff_accounts;
@@ -56,6 +61,9 @@ pub struct Services {
     pub personal_data: personal_data::PersonalDataPolicy,
     /// Where photos are stored, their limits and links.
     pub evidence: evidence::Evidence,
+    /// Notification templates, channels and the sender's settings.
+    pub notifier: notify::Notifier,
+    pub rewards: red_envelopes::Rewards,
     /// Turns true when the server is stopping, so that long-lived streams
     /// end and graceful shutdown does not wait for clients to hang up.
     pub stopping: tokio::sync::watch::Receiver<bool>,

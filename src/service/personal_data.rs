@@ -19,8 +19,12 @@
 //! TODO(security): a staff member who enrols a TOTP secret while the
 //! re-encryption rewrites it must enrol again: confirming compares the
 //! stored ciphertext, which the rewrite changed.
-//! TODO(privacy): red envelopes, once paid, will need their payout record
-//! kept (accounting) but detached from the openid on deletion.
+//! Red envelopes and their payout bills stay for the accounts; they hold no
+//! openid (the payee is looked up when a claim starts), so deletion leaves
+//! nothing there to detach.
+//! TODO(rewards): a deleted account's unclaimed envelopes stay owed until
+//! their claim period ends and only then go back to the budget; deletion
+//! could cancel them at once.
 
 use std::collections::HashMap;
 

@@ -1,5 +1,6 @@
-//! Texting one-time sign-in codes. Every message costs money, so senders
-//! are only reached after the rate limits passed (see `service::identity`).
+//! Texting one-time sign-in codes and notifications. Every message costs
+//! money, so senders are only reached after the rate limits passed (see
+//! `service::identity` and `service::notify`).
 
 pub mod tencent;
 
@@ -9,6 +10,7 @@ use chrono::{DateTime, Utc};
 pub use self::tencent::{TencentSms, TencentSmsConfig};
 use crate::domain::citizen::OneTimeCode;
 use crate::domain::phone::PhoneNumber;
+use crate::notify::DeliveryError;
 
 /// One code to text.
 #[derive(Debug, Clone)]
@@ -18,6 +20,28 @@ pub struct CodeMessage<'a> {
     pub valid_minutes: u32,
     /// Signed requests carry the time; it comes from the server's clock.
     pub now: DateTime<Utc>,
+}
+
+/// One notification to text: an approved template and its parameters.
+#[derive(Debug, Clone)]
+pub struct NoticeMessage<'a> {
+    pub phone: &'a PhoneNumber,
+    pub template_id: &'a str,
+    pub params: &'a [String],
+    /// Echoed back in delivery reports (the attempt it belongs to).
+    pub context: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+/// What the provider says about one text it accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// The provider's id of the message, as returned when it was sent.
+    pub serial_no: String,
+    pub delivered: bool,
+    /// The provider's status word, e.g. "SUCCESS" or "FAIL".
+    pub status: String,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +59,28 @@ pub enum SmsError {
 #[async_trait]
 pub trait SmsSender: Send + Sync + 'static {
     async fn send_code(&self, message: &CodeMessage<'_>) -> Result<(), SmsError>;
+
+    /// Whether texts reach anyone: notifications are not counted as sent
+    /// through a sender that only logs.
+    fn delivers(&self) -> bool {
+        true
+    }
+
+    /// Texts a notification; the provider's id of the message when it
+    /// gives one.
+    async fn send_notice(
+        &self,
+        message: &NoticeMessage<'_>,
+    ) -> Result<Option<String>, DeliveryError>;
+
+    /// Delivery reports the provider has not handed out yet (each is
+    /// handed out once); none from senders that do not report.
+    async fn delivery_reports(
+        &self,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryReport>, DeliveryError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Which sender a server uses.
@@ -61,5 +107,21 @@ impl SmsSender for DevelopmentSms {
             "development SMS: the code"
         );
         Ok(())
+    }
+
+    fn delivers(&self) -> bool {
+        false
+    }
+
+    async fn send_notice(
+        &self,
+        message: &NoticeMessage<'_>,
+    ) -> Result<Option<String>, DeliveryError> {
+        tracing::info!(
+            sms.phone = %message.phone.masked(),
+            sms.template = message.template_id,
+            "development SMS: a notification was sent"
+        );
+        Ok(None)
     }
 }

@@ -1,5 +1,6 @@
-//! Tencent Cloud SMS (`SendSms`, API version 2021-01-11), signed with
-//! TC3-HMAC-SHA256 as Tencent Cloud's API documentation specifies.
+//! Tencent Cloud SMS (`SendSms` and `PullSmsSendStatus`, API version
+//! 2021-01-11), signed with TC3-HMAC-SHA256 as Tencent Cloud's API
+//! documentation specifies.
 
 use std::time::Duration;
 
@@ -10,13 +11,17 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{CodeMessage, SmsError, SmsSender};
+use super::{CodeMessage, DeliveryReport, NoticeMessage, SmsError, SmsSender};
+use crate::notify::DeliveryError;
 use crate::security::Secret;
 
 pub const DEFAULT_ENDPOINT: &str = "https://sms.tencentcloudapi.com";
 pub const DEFAULT_REGION: &str = "ap-guangzhou";
 const SERVICE: &str = "sms";
-const ACTION: &str = "SendSms";
+const SEND: &str = "SendSms";
+const PULL_STATUS: &str = "PullSmsSendStatus";
+/// Delivery reports asked for per call (the API's maximum).
+const PULL_LIMIT: u32 = 100;
 const VERSION: &str = "2021-01-11";
 const ALGORITHM: &str = "TC3-HMAC-SHA256";
 const CONTENT_TYPE: &str = "application/json; charset=utf-8";
@@ -59,7 +64,16 @@ struct SendSms<'a> {
     sms_sdk_app_id: &'a str,
     sign_name: &'a str,
     template_id: &'a str,
-    template_param_set: [String; 2],
+    template_param_set: &'a [String],
+    #[serde(skip_serializing_if = "str::is_empty")]
+    session_context: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct PullSmsSendStatus<'a> {
+    limit: u32,
+    sms_sdk_app_id: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +89,8 @@ struct Reply {
     error: Option<Failure>,
     #[serde(default)]
     send_status_set: Vec<Failure>,
+    #[serde(default)]
+    pull_sms_send_status_set: Vec<Status>,
 }
 
 /// An error, or one number's status; both carry a `Code`. Messages are
@@ -83,6 +99,18 @@ struct Reply {
 #[serde(rename_all = "PascalCase")]
 struct Failure {
     code: String,
+    #[serde(default)]
+    serial_no: Option<String>,
+}
+
+/// One delivery report. The phone number fields are not read.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Status {
+    serial_no: String,
+    report_status: String,
+    #[serde(default)]
+    user_receive_time: Option<String>,
 }
 
 impl TencentSms {
@@ -101,36 +129,43 @@ impl TencentSms {
         Ok(TencentSms { http, config, host })
     }
 
-    fn payload(&self, message: &CodeMessage<'_>) -> anyhow::Result<String> {
+    fn send_payload(
+        &self,
+        phone: &crate::domain::phone::PhoneNumber,
+        template_id: &str,
+        params: &[String],
+        context: &str,
+    ) -> anyhow::Result<String> {
         let request = SendSms {
-            phone_number_set: [format!("+86{}", message.phone.expose())],
+            phone_number_set: [format!("+86{}", phone.expose())],
             sms_sdk_app_id: &self.config.sdk_app_id,
             sign_name: &self.config.sign_name,
-            template_id: &self.config.template_id,
-            template_param_set: [
-                message.code.expose().to_owned(),
-                message.valid_minutes.to_string(),
-            ],
+            template_id,
+            template_param_set: params,
+            session_context: context,
         };
         serde_json::to_string(&request).context("Failed to encode SendSms")
     }
-}
 
-#[async_trait]
-impl SmsSender for TencentSms {
-    async fn send_code(&self, message: &CodeMessage<'_>) -> Result<(), SmsError> {
-        let payload = self.payload(message)?;
+    /// Calls one action and reads its answer.
+    async fn call(
+        &self,
+        action: &str,
+        payload: String,
+        now: DateTime<Utc>,
+    ) -> Result<Reply, CallError> {
         let signing = Signing {
             secret_id: &self.config.secret_id,
             secret_key: self.config.secret_key.expose(),
             host: &self.host,
-            timestamp: message.now.timestamp(),
+            action,
+            timestamp: now.timestamp(),
         };
         let response = self
             .http
             .post(&self.config.endpoint)
             .header("Content-Type", CONTENT_TYPE)
-            .header("X-TC-Action", ACTION)
+            .header("X-TC-Action", action)
             .header("X-TC-Version", VERSION)
             .header("X-TC-Region", &self.config.region)
             .header("X-TC-Timestamp", signing.timestamp.to_string())
@@ -138,16 +173,143 @@ impl SmsSender for TencentSms {
             .body(payload)
             .send()
             .await
-            .context("Failed to call Tencent Cloud SMS")?
+            .map_err(CallError::Http)?
             .error_for_status()
-            .context("Tencent Cloud SMS answered with an HTTP error")?;
+            .map_err(CallError::Http)?;
         let body = response
             .bytes()
             .await
-            .context("Failed to read Tencent Cloud SMS's answer")?;
-        let envelope: Envelope = serde_json::from_slice(&body)
-            .context("Tencent Cloud SMS's answer is not the expected JSON")?;
-        outcome(envelope.response)
+            .map_err(|_| CallError::BrokenAnswer)?;
+        let envelope: Envelope =
+            serde_json::from_slice(&body).map_err(|_| CallError::BrokenAnswer)?;
+        Ok(envelope.response)
+    }
+}
+
+/// Why a call to Tencent Cloud got no usable answer.
+enum CallError {
+    Http(reqwest::Error),
+    /// An answer came but could not be read: the request was received.
+    BrokenAnswer,
+}
+
+impl CallError {
+    fn for_codes(self) -> SmsError {
+        match self {
+            CallError::Http(error) => SmsError::Failed(
+                anyhow::Error::new(error).context("Failed to call Tencent Cloud SMS"),
+            ),
+            CallError::BrokenAnswer => SmsError::Failed(anyhow::anyhow!(
+                "Tencent Cloud SMS's answer is not the expected JSON"
+            )),
+        }
+    }
+
+    fn for_notices(self) -> DeliveryError {
+        match self {
+            CallError::Http(error) => DeliveryError::from_http("Tencent Cloud SMS", &error),
+            CallError::BrokenAnswer => {
+                DeliveryError::NoAnswer("Tencent Cloud SMS: unreadable answer".to_owned())
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SmsSender for TencentSms {
+    async fn send_code(&self, message: &CodeMessage<'_>) -> Result<(), SmsError> {
+        let params = [
+            message.code.expose().to_owned(),
+            message.valid_minutes.to_string(),
+        ];
+        let payload = self.send_payload(message.phone, &self.config.template_id, &params, "")?;
+        let reply = self
+            .call(SEND, payload, message.now)
+            .await
+            .map_err(CallError::for_codes)?;
+        outcome(reply)
+    }
+
+    async fn send_notice(
+        &self,
+        message: &NoticeMessage<'_>,
+    ) -> Result<Option<String>, DeliveryError> {
+        let payload = self
+            .send_payload(
+                message.phone,
+                message.template_id,
+                message.params,
+                message.context,
+            )
+            .map_err(|_| DeliveryError::Refused("the text could not be encoded".to_owned()))?;
+        let reply = self
+            .call(SEND, payload, message.now)
+            .await
+            .map_err(CallError::for_notices)?;
+        notice_outcome(reply)
+    }
+
+    async fn delivery_reports(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryReport>, DeliveryError> {
+        let request = PullSmsSendStatus {
+            limit: PULL_LIMIT,
+            sms_sdk_app_id: &self.config.sdk_app_id,
+        };
+        let payload = serde_json::to_string(&request)
+            .map_err(|_| DeliveryError::Refused("the request could not be encoded".to_owned()))?;
+        let reply = self
+            .call(PULL_STATUS, payload, now)
+            .await
+            .map_err(CallError::for_notices)?;
+        if let Some(error) = reply.error {
+            return Err(DeliveryError::Busy(error.code));
+        }
+        Ok(reply
+            .pull_sms_send_status_set
+            .into_iter()
+            .map(|status| DeliveryReport {
+                delivered: status.report_status == "SUCCESS",
+                at: status
+                    .user_receive_time
+                    .as_deref()
+                    .and_then(district_time)
+                    .unwrap_or(now),
+                serial_no: status.serial_no,
+                status: status.report_status,
+            })
+            .collect())
+    }
+}
+
+/// "2026-12-03 10:00:05" in district time, as delivery reports give it.
+fn district_time(text: &str) -> Option<DateTime<Utc>> {
+    let local = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").ok()?;
+    let at = local
+        .and_local_timezone(crate::domain::time::shanghai())
+        .single()?;
+    Some(at.with_timezone(&Utc))
+}
+
+/// A notification's answer: the serial number, or what the refusal means
+/// for trying again. Frequency limits and the provider's own faults pass;
+/// a refused number, template or signature does not.
+fn notice_outcome(reply: Reply) -> Result<Option<String>, DeliveryError> {
+    let code = match (reply.error, reply.send_status_set.into_iter().next()) {
+        (Some(error), _) => error.code,
+        (None, Some(status)) if status.code == "Ok" => return Ok(status.serial_no),
+        (None, Some(status)) => status.code,
+        (None, None) => return Err(DeliveryError::NoAnswer("no send status".to_owned())),
+    };
+    if code.starts_with("LimitExceeded")
+        || code.starts_with("InternalError")
+        || code.starts_with("RequestLimitExceeded")
+        || code == "FailedOperation.InsufficientBalanceInSmsPackage"
+    {
+        Err(DeliveryError::Busy(code))
+    } else {
+        Err(DeliveryError::Refused(code))
     }
 }
 
@@ -174,12 +336,14 @@ pub struct Signing<'a> {
     pub secret_id: &'a str,
     pub secret_key: &'a str,
     pub host: &'a str,
+    /// The X-TC-Action header, which is signed.
+    pub action: &'a str,
     /// Seconds since the epoch; also sent as X-TC-Timestamp.
     pub timestamp: i64,
 }
 
 impl Signing<'_> {
-    /// The `Authorization` header for a SendSms POST with this body.
+    /// The `Authorization` header for a POST of this action with this body.
     pub fn authorization(&self, payload: &[u8]) -> String {
         let date = DateTime::<Utc>::from_timestamp(self.timestamp, 0)
             .unwrap_or_default()
@@ -191,7 +355,7 @@ impl Signing<'_> {
         let canonical_headers = format!(
             "content-type:{CONTENT_TYPE}\nhost:{}\nx-tc-action:{}\n",
             self.host,
-            ACTION.to_ascii_lowercase(),
+            self.action.to_ascii_lowercase(),
         );
         let canonical_request = format!(
             "POST\n/\n\n{canonical_headers}\n{SIGNED_HEADERS}\n{}",
@@ -238,6 +402,7 @@ mod tests {
             secret_id: "AKIDexample",
             secret_key: "key",
             host: "sms.tencentcloudapi.com",
+            action: "SendSms",
             timestamp: 1_764_720_000, // 2025-12-03 00:00:00 UTC
         };
         let header = signing.authorization(b"{}");
@@ -251,12 +416,42 @@ mod tests {
     }
 
     #[test]
+    fn notification_answers_say_whether_to_try_again() {
+        let status = |code: &str| Reply {
+            error: None,
+            send_status_set: vec![Failure {
+                code: code.to_owned(),
+                serial_no: Some("serial-1".to_owned()),
+            }],
+            pull_sms_send_status_set: vec![],
+        };
+        assert_eq!(
+            notice_outcome(status("Ok")),
+            Ok(Some("serial-1".to_owned()))
+        );
+        assert!(matches!(
+            notice_outcome(status("LimitExceeded.PhoneNumberThirtySecondLimit")),
+            Err(DeliveryError::Busy(_))
+        ));
+        assert!(matches!(
+            notice_outcome(status("InvalidParameterValue.IncorrectPhoneNumber")),
+            Err(DeliveryError::Refused(_))
+        ));
+        assert!(matches!(
+            notice_outcome(status("InternalError.Timeout")),
+            Err(DeliveryError::Busy(_))
+        ));
+    }
+
+    #[test]
     fn provider_codes_map_to_what_a_caller_can_act_on() {
         let status = |code: &str| Reply {
             error: None,
             send_status_set: vec![Failure {
                 code: code.to_owned(),
+                serial_no: None,
             }],
+            pull_sms_send_status_set: vec![],
         };
         assert!(outcome(status("Ok")).is_ok());
         assert!(matches!(
@@ -270,8 +465,10 @@ mod tests {
         let signature_failure = Reply {
             error: Some(Failure {
                 code: "AuthFailure.SignatureFailure".to_owned(),
+                serial_no: None,
             }),
             send_status_set: vec![],
+            pull_sms_send_status_set: vec![],
         };
         assert!(matches!(
             outcome(signature_failure),

@@ -50,8 +50,18 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0007_personal_data.sql"),
         include_str!("../../migrations/sqlite/0007_personal_data.sql"),
     ),
-    // 8 and 9 belong to branches merged before this one; sqlx applies the
-    // versions it has not applied in order, so a gap is harmless.
+    (
+        8,
+        "red envelopes",
+        include_str!("../../migrations/postgres/0008_red_envelopes.sql"),
+        include_str!("../../migrations/sqlite/0008_red_envelopes.sql"),
+    ),
+    (
+        9,
+        "notifications",
+        include_str!("../../migrations/postgres/0009_notifications.sql"),
+        include_str!("../../migrations/sqlite/0009_notifications.sql"),
+    ),
     (
         10,
         "evidence",

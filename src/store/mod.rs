@@ -7,14 +7,18 @@ pub mod abuse;
 pub mod evidence;
 pub mod identity;
 mod migrations;
+pub mod notifications;
 pub mod personal_data;
 pub mod postgres;
+pub mod rewards;
 mod sql;
 mod sql_abuse;
 mod sql_cases;
 mod sql_evidence;
 mod sql_identity;
+mod sql_notifications;
 mod sql_personal_data;
+mod sql_rewards;
 mod sql_staff;
 pub mod sqlite;
 pub mod staff;
@@ -234,6 +238,9 @@ pub trait Store:
     + abuse::AbuseStore
     + EvidenceStore
     + PersonalDataStore
+    + notifications::NotificationStore
+    + rewards::RewardStore
+    + rewards::PayoutStore
     + Send
     + Sync
     + 'static

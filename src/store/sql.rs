@@ -223,7 +223,11 @@ macro_rules! shared_store_impl {
             .fetch_one(&mut **tx)
             .await
             .context("Failed to append a timeline event")?;
-            event_from_row(&row)
+            let event = event_from_row(&row)?;
+            // Every event is written here, so its notification is too: in
+            // the same transaction, never for a change that rolls back.
+            enqueue_notification(tx, &event).await?;
+            Ok(event)
         }
 
         async fn complaint_in(tx: &mut Tx, id: ComplaintId) -> anyhow::Result<Complaint> {

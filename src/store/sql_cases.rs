@@ -223,6 +223,10 @@ macro_rules! case_store_impl {
                     tx.rollback().await.context("Failed to roll back")?;
                     return Ok(StaffOutcome::Stale);
                 };
+                // A complaint's red envelope is decided with the decision itself.
+                if let Some(effect) = &change.reward {
+                    apply_reward_effect(&mut tx, change, effect).await?;
+                }
                 tx.commit().await.context("Failed to commit a staff action")?;
                 Ok(StaffOutcome::Applied { events })
             }

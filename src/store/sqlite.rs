@@ -74,3 +74,5 @@ super::sql_identity::identity_store_impl!(SqliteStore, sqlx::Sqlite);
 super::sql_abuse::abuse_store_impl!(SqliteStore, sqlx::Sqlite);
 super::sql_personal_data::personal_data_store_impl!(SqliteStore, sqlx::Sqlite);
 super::sql_evidence::evidence_store_impl!(SqliteStore, sqlx::Sqlite);
+super::sql_notifications::notification_store_impl!(SqliteStore, sqlx::Sqlite);
+super::sql_rewards::reward_store_impl!(SqliteStore, sqlx::Sqlite);

@@ -26,7 +26,7 @@ on_both_engines!(
 );
 
 impl TestApp {
-    async fn security_admin(&self) -> AbuseClient {
+    pub(crate) async fn security_admin(&self) -> AbuseClient {
         let session = self
             .sign_in("security-1", pb::Role::SecurityAdmin, "centre")
             .await;
@@ -35,7 +35,7 @@ impl TestApp {
     }
 
     /// A citizen client and the citizen's account id.
-    async fn citizen_with_id(&self, subject: &str) -> (CitizenClient, String) {
+    pub(crate) async fn citizen_with_id(&self, subject: &str) -> (CitizenClient, String) {
         let session = self.sign_in(subject, pb::Role::Citizen, "").await;
         let id = session.principal.as_ref().unwrap().account_id.clone();
         let client = self
@@ -45,7 +45,7 @@ impl TestApp {
     }
 }
 
-fn block_request(
+pub(crate) fn block_request(
     kind: pb::BlockKind,
     subject: &str,
     app: &TestApp,

@@ -52,6 +52,15 @@ impl World {
 
     pub async fn spawn_with(engine: Engine, adjust: impl FnOnce(&mut Config)) -> World {
         let clock = Arc::new(ManualClock::new(test_start()));
+        World::spawn_on_clock(engine, clock, adjust).await
+    }
+
+    /// As `spawn_with`, on a clock the test shares with other fakes.
+    pub async fn spawn_on_clock(
+        engine: Engine,
+        clock: Arc<ManualClock>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> World {
         let wechat = FakeWeChat::start().await;
         let sms = FakeSms::start(Arc::clone(&clock)).await;
         let app = TestApp::spawn_on_clock(engine, clock, |config| {

@@ -145,6 +145,7 @@ impl TestApp {
         // replica reads revocations from the store.
         config.supervision_interval = None;
         config.revocation_sync_interval = None;
+        config.notification_interval = None;
         // Every test client connects from 127.0.0.1 and many sign in over
         // and over: the shared budgets would refuse them. Tests of those
         // limits set their own.
@@ -154,6 +155,7 @@ impl TestApp {
             .expect("valid test limits");
         let files_dir = data_dir.path().join("files");
         config.storage = huying::evidence::StorageConfig::Local(files_dir.clone());
+        config.payout_reconcile_interval = None;
         if engine == Engine::Postgres {
             config.redis_url = Some(redis_url());
             config.redis_prefix = format!("huying-test:{}:", random_name());
@@ -394,7 +396,7 @@ fn schema_digest() -> String {
     digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn fresh_postgres_database() -> String {
+pub async fn fresh_postgres_database() -> String {
     let template = template_database().await;
     let name = format!("huying_test_{}", random_name());
     let admin = admin_database_url();

@@ -3,8 +3,10 @@
 //! Redis). All modules compile into this one test binary.
 
 mod citizen_world;
+mod fake_wechat_pay;
 mod fakes;
 mod helpers;
+mod notify_world;
 mod s3_server;
 
 mod access;
@@ -19,10 +21,12 @@ mod health;
 mod isolation;
 mod linking;
 mod listing;
+mod notifications;
 mod personal_data;
 mod privacy;
 mod rate_limits;
 mod rating;
+mod red_envelopes;
 mod reflection;
 mod replicas;
 mod revocation;
@@ -34,3 +38,4 @@ mod staff_accounts;
 mod supervision;
 mod validation;
 mod watch;
+mod wechat_pay;
