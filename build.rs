@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "huying/v1/common.proto",
     "huying/v1/notification.proto",
     "huying/v1/identity.proto",
+    "huying/v1/evidence.proto",
     "huying/v1/auth.proto",
     "huying/v1/citizen.proto",
     "huying/v1/case.proto",

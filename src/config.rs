@@ -19,7 +19,9 @@ pub use self::citizen::CitizenSignInConfig;
 pub use self::notify::NotificationConfig;
 pub use self::payout::PayoutConfig;
 use crate::domain::client::TrustedProxies;
+use crate::domain::evidence::UploadPolicy;
 use crate::domain::geo::{GeoPoint, ServiceArea};
+use crate::evidence::{S3Settings, StorageConfig};
 use crate::limiter::Policies;
 use crate::security::keys::decode_key;
 use crate::security::{Algorithm, Keys};
@@ -73,6 +75,13 @@ pub struct Config {
     /// How often each replica reads sessions revoked elsewhere, in case it
     /// missed the bus's message; `None` reads only at start (tests drive it).
     pub revocation_sync_interval: Option<Duration>,
+    /// Where evidence photos are kept.
+    pub storage: StorageConfig,
+    /// Upload limits, and how long grants, links and orphans last.
+    pub uploads: UploadPolicy,
+    /// The base URL clients reach this server at, for upload and download
+    /// links; `http://<bound address>` when unset.
+    pub public_url: Option<String>,
     /// Templates, quiet hours, retries and webhooks of notifications.
     pub notifications: NotificationConfig,
     /// How often each replica's sender looks for notifications to send;
@@ -123,6 +132,10 @@ impl Config {
         };
 
         let mut config = Config::embedded_defaults(database_url, keys);
+        config.storage = storage_from_env(&var, &data_dir)?;
+        read_upload_policy(&var, &mut config.uploads)?;
+        config.public_url =
+            var("HUYING_PUBLIC_URL").map(|url| url.trim_end_matches('/').to_owned());
         if let Some(name) = var("HUYING_DATA_CIPHER") {
             config.keys.data_cipher = Algorithm::parse(&name)
                 .context("HUYING_DATA_CIPHER must be aes-256-gcm or sm4-gcm")?;
@@ -238,6 +251,9 @@ impl Config {
             log_format: LogFormat::Text,
             citizen_sign_in: CitizenSignInConfig::embedded(),
             revocation_sync_interval: Some(Duration::from_secs(5)),
+            storage: StorageConfig::Local(PathBuf::from("huying-data/files")),
+            uploads: UploadPolicy::default(),
+            public_url: None,
             notifications: NotificationConfig::default(),
             notification_interval: Some(Duration::from_secs(5)),
             payout: if embedded {
@@ -286,6 +302,22 @@ impl Config {
         if self.personal_data.reencryption_batch == 0 {
             bail!("HUYING_REENCRYPTION_BATCH must be above zero");
         }
+        let uploads = &self.uploads;
+        if uploads.max_bytes == 0 || uploads.max_pixels == 0 {
+            bail!("HUYING_UPLOAD_MAX_BYTES and HUYING_UPLOAD_MAX_PIXELS must be above zero");
+        }
+        let positive = chrono::Duration::zero();
+        if uploads.grant_ttl <= positive || uploads.link_ttl <= positive {
+            bail!("HUYING_UPLOAD_GRANT_MINUTES and HUYING_UPLOAD_LINK_MINUTES must be above zero");
+        }
+        // A grant must not be purged while it can still be used.
+        if uploads.orphan_after <= uploads.grant_ttl {
+            bail!("HUYING_UPLOAD_ORPHAN_HOURS must be longer than an upload grant lasts");
+        }
+        // Object storage signs links for at most seven days.
+        if uploads.link_ttl > chrono::Duration::days(7) {
+            bail!("HUYING_UPLOAD_LINK_MINUTES must be at most seven days");
+        }
         if self
             .revocation_sync_interval
             .is_some_and(|every| every.is_zero())
@@ -314,6 +346,65 @@ fn limits_from_env(
         None => TrustedProxies::default(),
     };
     Ok((policies, proxies))
+}
+
+/// Object storage when `HUYING_S3_BUCKET` is set, else a local folder
+/// (`HUYING_FILES_DIR`, or `files` in the data dir).
+fn storage_from_env(
+    var: &dyn Fn(&str) -> Option<String>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<StorageConfig> {
+    let Some(bucket) = var("HUYING_S3_BUCKET") else {
+        let dir = var("HUYING_FILES_DIR").map_or_else(|| data_dir.join("files"), PathBuf::from);
+        return Ok(StorageConfig::Local(dir));
+    };
+    let required =
+        |name: &str| var(name).with_context(|| format!("{name} is required with HUYING_S3_BUCKET"));
+    let path_style = match var("HUYING_S3_PATH_STYLE") {
+        Some(flag) => parse_flag("HUYING_S3_PATH_STYLE", &flag)?,
+        None => true,
+    };
+    Ok(StorageConfig::S3(S3Settings {
+        endpoint: required("HUYING_S3_ENDPOINT")?,
+        region: var("HUYING_S3_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+        bucket,
+        access_key: required("HUYING_S3_ACCESS_KEY")?,
+        secret_key: crate::security::Secret::new(required("HUYING_S3_SECRET_KEY")?),
+        prefix: var("HUYING_S3_PREFIX").unwrap_or_default(),
+        path_style,
+    }))
+}
+
+/// `HUYING_UPLOAD_*`: limits of uploads and how long things last.
+fn read_upload_policy(
+    var: &dyn Fn(&str) -> Option<String>,
+    policy: &mut UploadPolicy,
+) -> anyhow::Result<()> {
+    let number = |name: &str| -> anyhow::Result<Option<u64>> {
+        var(name)
+            .map(|text| {
+                text.parse()
+                    .with_context(|| format!("{name} must be a whole number"))
+            })
+            .transpose()
+    };
+    if let Some(bytes) = number("HUYING_UPLOAD_MAX_BYTES")? {
+        policy.max_bytes = bytes;
+    }
+    if let Some(pixels) = number("HUYING_UPLOAD_MAX_PIXELS")? {
+        policy.max_pixels = pixels;
+    }
+    let minutes = |n: u64| chrono::Duration::minutes(i64::try_from(n).unwrap_or(i64::MAX / 60_000));
+    if let Some(n) = number("HUYING_UPLOAD_GRANT_MINUTES")? {
+        policy.grant_ttl = minutes(n);
+    }
+    if let Some(n) = number("HUYING_UPLOAD_LINK_MINUTES")? {
+        policy.link_ttl = minutes(n);
+    }
+    if let Some(n) = number("HUYING_UPLOAD_ORPHAN_HOURS")? {
+        policy.orphan_after = minutes(n.saturating_mul(60));
+    }
+    Ok(())
 }
 
 /// "1:<64 hex digits>,2:<64 hex digits>"; the highest version encrypts.
@@ -467,6 +558,49 @@ mod tests {
         config.redis_prefix = "huying:{a}:".to_owned();
         let error = config.check().unwrap_err().to_string();
         assert!(error.contains("HUYING_REDIS_PREFIX"), "{error}");
+    }
+
+    #[test]
+    fn object_storage_needs_its_endpoint_and_keys_and_defaults_to_a_folder() {
+        let storage = |pairs: &[(&str, &str)]| {
+            let var = |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_owned())
+            };
+            storage_from_env(&var, std::path::Path::new("data"))
+        };
+        let Ok(StorageConfig::Local(dir)) = storage(&[]) else {
+            panic!("a local folder by default");
+        };
+        assert_eq!(dir, PathBuf::from("data/files"));
+
+        let error = format!("{:#}", storage(&[("HUYING_S3_BUCKET", "b")]).unwrap_err());
+        assert!(error.contains("HUYING_S3_ENDPOINT"), "{error}");
+        let s3 = storage(&[
+            ("HUYING_S3_BUCKET", "b"),
+            ("HUYING_S3_ENDPOINT", "https://cos.example"),
+            ("HUYING_S3_ACCESS_KEY", "id"),
+            ("HUYING_S3_SECRET_KEY", "secret"),
+            ("HUYING_S3_PATH_STYLE", "false"),
+        ]);
+        let Ok(StorageConfig::S3(settings)) = s3 else {
+            panic!("object storage");
+        };
+        assert!(!settings.path_style);
+        assert!(!format!("{settings:?}").contains("secret\""));
+    }
+
+    #[test]
+    fn upload_settings_that_cannot_work_are_refused() {
+        let mut config = Config::embedded_defaults(
+            "sqlite://huying-data/huying.db".to_owned(),
+            Keys::derived_from(b"k"),
+        );
+        config.uploads.orphan_after = config.uploads.grant_ttl;
+        let error = config.check().unwrap_err().to_string();
+        assert!(error.contains("HUYING_UPLOAD_ORPHAN_HOURS"), "{error}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod evidence;
 pub mod limiter;
 pub mod notify;
 pub mod payout;

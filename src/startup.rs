@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -28,6 +29,7 @@ use crate::bus::{EventBus, LocalBus, RedisBus};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::category::CategoryStandard;
+use crate::evidence::LinkSigner;
 use crate::limiter::{Limits, RedisLimiter};
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::abuse_service_server::AbuseServiceServer;
@@ -45,6 +47,7 @@ use crate::proto::v1::stats_service_server::StatsServiceServer;
 use crate::proto::v1::staff_account_service_server::StaffAccountServiceServer;
 use crate::security::{PhoneCipher, SecretCipher, TokenSigner};
 use crate::service::Services;
+use crate::service::evidence::Evidence;
 use crate::service::identity::CitizenSignIn;
 use crate::service::reference::Reference;
 use crate::service::revocations::learn_revocations_forever;
@@ -84,18 +87,23 @@ pub struct Application {
 impl Application {
     /// Connects to the adapters, binds the port and starts serving.
     pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
+        // Bound first: upload and download links name the address.
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("Failed to bind {}", config.listen))?;
+        let address = listener.local_addr()?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
+
         let (stopping, stopping_signal) = watch::channel(false);
-        let services = Arc::new(build_services(&config, clock, stopping_signal).await?);
+        let services = Arc::new(build_services(&config, clock, stopping_signal, public_url).await?);
         // Sessions revoked before this replica started are refused too.
         services
             .learn_revocations(services.revocations_worth_knowing())
             .await
             .context("Failed to read recent revocations")?;
-
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("Failed to bind {}", config.listen))?;
-        let address = listener.local_addr()?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
         // Both reflection versions: many deployed tools (grpcurl before
@@ -111,25 +119,8 @@ impl Application {
             .build_v1alpha()
             .context("Failed to build the v1alpha reflection service")?;
 
-        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
-        let serve = Server::builder()
-            .accept_http1(true)
-            // Pings keep NAT and carrier proxies from dropping idle streams,
-            // and find dead peers.
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            // WeChat Pay's notifications are plain HTTP: served before the
-            // gRPC-Web translation (which refuses anything else) and the
-            // bearer-token check (the body's signature authenticates them).
-            .layer(crate::api::payout_notify::NotifyLayer::new(Arc::clone(
-                &services,
-            )))
-            .layer(cors(&config.cors_origins)?)
-            .layer(crate::api::web::MarkGrpcWebLayer)
-            .layer(tonic_web::GrpcWebLayer::new())
-            .layer(RpcLogLayer)
-            .layer(ClientLayer::new(config.trusted_proxies.clone()))
-            .layer(AccessLayer::new(Arc::clone(&services)))
+        let mut routes = Routes::builder();
+        routes
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_v1alpha)
@@ -165,7 +156,35 @@ impl Application {
             )))
             .add_service(KnowledgeServiceServer::new(KnowledgeApi::new(Arc::clone(
                 &services,
-            ))))
+            ))));
+        // Plain HTTP beside gRPC on the same port: uploads from
+        // wx.uploadFile and the apps, downloads by signed link.
+        let router = crate::api::files::routes(
+            routes.routes().into_axum_router(),
+            Arc::clone(&services),
+            config.uploads.max_bytes,
+        );
+
+        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
+        let serve = Server::builder()
+            .accept_http1(true)
+            // Pings keep NAT and carrier proxies from dropping idle streams,
+            // and find dead peers.
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            // WeChat Pay's notifications are plain HTTP: served before the
+            // gRPC-Web translation and the bearer-token check (the body's
+            // signature authenticates them).
+            .layer(crate::api::payout_notify::NotifyLayer::new(Arc::clone(
+                &services,
+            )))
+            .layer(cors(&config.cors_origins)?)
+            .layer(crate::api::web::MarkGrpcWebLayer)
+            .layer(crate::api::web::GrpcWebExceptPlainHttpLayer)
+            .layer(RpcLogLayer)
+            .layer(ClientLayer::new(config.trusted_proxies.clone()))
+            .layer(AccessLayer::new(Arc::clone(&services)))
+            .add_routes(Routes::from(router))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = shutdown_signal.await;
             });
@@ -264,6 +283,12 @@ impl Application {
         self.services.purge_personal_data().await
     }
 
+    /// Purges unattached uploads past their time and retired ones now (the
+    /// loop's step after each supervision tick); returns how many.
+    pub async fn purge_uploads(&self) -> Result<u64, crate::domain::DomainError> {
+        self.services.purge_uploads().await
+    }
+
     /// Runs the background re-encryption once (the loop's step after each
     /// supervision tick); returns how many values changed.
     pub async fn reencrypt_stale_values(&self) -> Result<u64, crate::domain::DomainError> {
@@ -321,8 +346,16 @@ async fn build_services(
     config: &Config,
     clock: Arc<dyn Clock>,
     stopping: watch::Receiver<bool>,
+    public_url: String,
 ) -> anyhow::Result<Services> {
     let store = store::connect(&config.database_url, config.database_max_connections).await?;
+    let evidence = Evidence {
+        files: crate::evidence::connect(&config.storage).await?,
+        policy: config.uploads,
+        public_url,
+        links: LinkSigner::new(&config.keys.token_secret),
+    };
+    tracing::info!(storage = evidence.files.kind(), "evidence storage");
     // With Redis, limits and event fan-out are shared by every replica;
     // without it (the embedded default) they stay in this process.
     let (limits, bus): (Limits, Arc<dyn EventBus>) = match &config.redis_url {
@@ -374,6 +407,7 @@ async fn build_services(
         },
         citizen_sign_in: CitizenSignIn::new(&config.citizen_sign_in, &config.keys.token_secret)?,
         personal_data: config.personal_data,
+        evidence,
         notifier: notifier(config, clock_for_tokens).await?,
         rewards: crate::service::red_envelopes::Rewards {
             drawer: Arc::new(crate::service::amount::SecureDrawer),
@@ -506,6 +540,9 @@ async fn supervise_forever(services: Arc<Services>, every: Duration) {
         };
         if let Err(error) = result {
             tracing::error!(error = %format!("{error:#}"), "supervision tick failed");
+        }
+        if let Err(error) = services.purge_uploads().await {
+            tracing::error!(error = %format!("{error:#}"), "upload purge failed");
         }
         // Does nothing once every stored value is under the current key.
         if let Err(error) = services.reencrypt_stale_values().await {

@@ -54,6 +54,9 @@ const CASE_READERS: &[Role] = &[
     Auditor,
 ];
 const DISPATCH: &[Role] = &[Dispatcher];
+/// Who uploads photos: dispatchers registering a matter brought to a
+/// counter, handlers and unit supervisors at the scene.
+const CASE_WORKERS: &[Role] = &[Dispatcher, Handler, UnitSupervisor];
 const HANDLING: &[Role] = &[Handler, UnitSupervisor];
 const SUPERVISORS: &[Role] = &[UnitSupervisor, DistrictSupervisor];
 const FOLLOW_UP: &[Role] = &[Dispatcher, DistrictSupervisor];
@@ -216,6 +219,16 @@ pub const RULES: &[Rule] = &[
         Scope::OwnIdentity,
     ),
     rule(
+        "/huying.v1.CitizenService/CreateUpload",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
+        "/huying.v1.CitizenService/ListComplaintPhotos",
+        Audience::Roles(CITIZEN),
+        Scope::OwnComplaints,
+    ),
+    rule(
         "/huying.v1.PersonalDataService/GetReencryptionProgress",
         Audience::Roles(KEY_ADMINS),
         Scope::Anything,
@@ -328,6 +341,21 @@ pub const RULES: &[Rule] = &[
     rule(
         "/huying.v1.CaseService/RevealReporterContact",
         Audience::Roles(SUPERVISORS),
+        Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.CaseService/CreateUpload",
+        Audience::Roles(CASE_WORKERS),
+        Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.CaseService/AttachHandlingPhotos",
+        Audience::Roles(HANDLING),
+        Scope::UnitCases,
+    ),
+    rule(
+        "/huying.v1.CaseService/ListCasePhotos",
+        Audience::Roles(CASE_READERS),
         Scope::UnitCases,
     ),
     rule(
@@ -506,6 +534,10 @@ pub const RULES: &[Rule] = &[
 /// for load balancers and reflection for grpcurl.
 const INFRASTRUCTURE_PREFIXES: &[&str] = &["/grpc.health.", "/grpc.reflection."];
 
+/// Plain HTTP endpoints that check their callers themselves: uploads by the
+/// grant's owner's access token, downloads by a signed link.
+const HTTP_PREFIXES: &[&str] = crate::api::web::PLAIN_HTTP_PREFIXES;
+
 pub fn rule_for(method: &str) -> Option<&'static Rule> {
     RULES.iter().find(|rule| rule.method == method)
 }
@@ -519,6 +551,7 @@ fn admit(
 ) -> Result<Option<crate::domain::account::Principal>, Status> {
     if INFRASTRUCTURE_PREFIXES
         .iter()
+        .chain(HTTP_PREFIXES)
         .any(|prefix| method.starts_with(prefix))
     {
         return Ok(None);

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{caller, convert};
+use super::{caller, convert, evidence};
 use crate::domain::DomainError;
 use crate::domain::case::DispatchPlan;
 use crate::domain::complaint::ComplaintId;
+use crate::domain::evidence::HandlingPhotos;
 use crate::proto::v1 as pb;
 use crate::proto::v1::case_service_server::CaseService;
 use crate::service::Services;
@@ -287,6 +288,43 @@ impl CaseService for CaseApi {
         Ok(Response::new(pb::RevealReporterContactResponse {
             contact_phone: phone.expose().to_owned(),
         }))
+    }
+
+    async fn create_upload(
+        &self,
+        request: Request<pb::CreateUploadRequest>,
+    ) -> Result<Response<pb::UploadGrant>, Status> {
+        let staff = caller(&request)?;
+        let upload = evidence::upload_request(request.get_ref());
+        let grant = self.services.create_upload(&staff, &upload).await?;
+        Ok(Response::new(evidence::grant(&grant)))
+    }
+
+    async fn attach_handling_photos(
+        &self,
+        request: Request<pb::AttachHandlingPhotosRequest>,
+    ) -> Result<Response<pb::ListPhotosResponse>, Status> {
+        let staff = caller(&request)?;
+        let request = request.into_inner();
+        let photos = HandlingPhotos {
+            complaint_id: ComplaintId::parse(&request.complaint_id)?,
+            stage: evidence::stage_from_proto(request.stage)?,
+            upload_ids: request.upload_ids,
+            visible_to_citizen: request.visible_to_citizen,
+        };
+        let views = self.services.attach_handling_photos(&staff, photos).await?;
+        Ok(Response::new(evidence::photos(&views)))
+    }
+
+    async fn list_case_photos(
+        &self,
+        request: Request<pb::ListComplaintPhotosRequest>,
+    ) -> Result<Response<pb::ListPhotosResponse>, Status> {
+        let staff = caller(&request)?;
+        self.services.limit_read(&staff).await?;
+        let id = ComplaintId::parse(&request.get_ref().complaint_id)?;
+        let views = self.services.case_photos(&staff, id).await?;
+        Ok(Response::new(evidence::photos(&views)))
     }
 
     async fn hand_over_case(&self, request: Request<pb::HandOverCaseRequest>) -> CaseResult {

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::client::client;
 use super::web::GrpcWebCall;
-use super::{caller, convert};
+use super::{caller, convert, evidence};
 use crate::domain::complaint::ComplaintId;
 use crate::proto::v1 as pb;
 use crate::proto::v1::citizen_service_server::CitizenService;
@@ -50,6 +50,27 @@ impl CitizenService for CitizenApi {
         Ok(Response::new(pb::DeleteMyAccountResponse {
             complaints_kept: deletion.complaints_kept,
         }))
+    }
+
+    async fn create_upload(
+        &self,
+        request: Request<pb::CreateUploadRequest>,
+    ) -> Result<Response<pb::UploadGrant>, Status> {
+        let citizen = caller(&request)?;
+        let upload = evidence::upload_request(request.get_ref());
+        let grant = self.services.create_upload(&citizen, &upload).await?;
+        Ok(Response::new(evidence::grant(&grant)))
+    }
+
+    async fn list_complaint_photos(
+        &self,
+        request: Request<pb::ListComplaintPhotosRequest>,
+    ) -> Result<Response<pb::ListPhotosResponse>, Status> {
+        let citizen = caller(&request)?;
+        self.services.limit_read(&citizen).await?;
+        let id = ComplaintId::parse(&request.get_ref().complaint_id)?;
+        let photos = self.services.citizen_photos(&citizen, id).await?;
+        Ok(Response::new(evidence::photos(&photos)))
     }
 
     async fn file_complaint(

@@ -12,6 +12,8 @@ pub mod client;
 pub mod codec;
 mod convert;
 mod directory;
+mod evidence;
+pub mod files;
 pub mod logging;
 mod notification;
 pub mod payout_notify;

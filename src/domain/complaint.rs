@@ -533,6 +533,9 @@ pub struct NewComplaint {
     pub contact_phone_cipher: Option<String>,
     pub contact_phone_masked: Option<String>,
     pub photo_ids: Vec<String>,
+    /// Whose uploads `photo_ids` name: the citizen's, or the staff member's
+    /// who registered the matter.
+    pub photos_uploaded_by: AccountId,
     pub created_at: DateTime<Utc>,
     /// The staff unit that registered the matter (first inquiry), if any.
     pub owner_unit_id: Option<String>,

@@ -14,6 +14,7 @@ pub mod complaint;
 pub mod directory;
 pub mod duplicate;
 pub mod error;
+pub mod evidence;
 pub mod geo;
 pub mod knowledge;
 pub mod notification;

@@ -221,6 +221,17 @@ impl Services {
         let mut first_event = NewComplaint::received_event(staff.account_id, now);
         first_event.unit_id = Some(unit.to_owned());
         let duplicate_hint = self.probable_duplicate(&filing, citizen.id, now).await?;
+        let replay = self
+            .store
+            .find_filing(
+                citizen.id,
+                &RequestId::for_staff(staff.account_id, &request_id),
+            )
+            .await?;
+        if replay.is_none() {
+            self.check_photos(staff.account_id, &filing.photo_ids, "complaint.photo_ids")
+                .await?;
+        }
         let new = NewComplaint {
             citizen_id: citizen.id,
             request_id: RequestId::for_staff(staff.account_id, &request_id),
@@ -233,6 +244,7 @@ impl Services {
             contact_phone_cipher: Some(self.cipher.encrypt(&phone)?),
             contact_phone_masked: Some(phone.masked()),
             photo_ids: filing.photo_ids,
+            photos_uploaded_by: staff.account_id,
             created_at: now,
             owner_unit_id: Some(unit.to_owned()),
             duplicate_hint,
@@ -244,6 +256,7 @@ impl Services {
                 complaint.id
             }
             Filing::Existing { complaint, .. } => complaint.id,
+            Filing::PhotosUnavailable => return Err(super::evidence::photos_moved()),
         };
         self.store
             .case(id)

@@ -68,6 +68,18 @@ impl Services {
             };
         }
 
+        // A retry names photos its first attempt already attached; the
+        // store answers it with the complaint it filed.
+        if !filing.photo_ids.is_empty()
+            && self
+                .store
+                .find_filing(citizen.account_id, &filing.request_id)
+                .await?
+                .is_none()
+        {
+            self.check_photos(citizen.account_id, &filing.photo_ids, "photo_ids")
+                .await?;
+        }
         let contact_phone_cipher = filing
             .contact_phone
             .as_ref()
@@ -87,6 +99,7 @@ impl Services {
             contact_phone_cipher,
             contact_phone_masked: filing.contact_phone.as_ref().map(|p| p.masked()),
             photo_ids: filing.photo_ids,
+            photos_uploaded_by: citizen.account_id,
             created_at: now,
             owner_unit_id: None,
             duplicate_hint,
@@ -106,6 +119,7 @@ impl Services {
                 Ok((complaint, false))
             }
             existing @ Filing::Existing { .. } => replayed(existing, &fingerprint),
+            Filing::PhotosUnavailable => Err(super::evidence::photos_moved()),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod cases;
 pub mod claims;
 pub mod complaints;
 pub mod contact;
+pub mod evidence;
 pub mod identity;
 pub mod knowledge;
 pub mod limits;
@@ -62,6 +63,8 @@ pub struct Services {
     pub citizen_sign_in: identity::CitizenSignIn,
     /// Key rotation batches and retention periods.
     pub personal_data: personal_data::PersonalDataPolicy,
+    /// Where photos are stored, their limits and links.
+    pub evidence: evidence::Evidence,
     /// Notification templates, channels and the sender's settings.
     pub notifier: notify::Notifier,
     pub rewards: red_envelopes::Rewards,

@@ -4,10 +4,11 @@
 //! Deleting an account keeps the complaints: a case record is public
 //! administration and is kept by its own rules. What identifies the person
 //! goes: their phone, WeChat identities, name, sessions and pending SMS
-//! code, the contact phone on each complaint, and the sign-in subject
-//! (provider and subject become `deleted`), so the same WeChat user or
-//! phone signing in again gets a new, empty account. The complaint text,
-//! address and photos stay, since handling and statistics need them.
+//! code, the contact phone on each complaint, every photo they uploaded
+//! (a photo can show faces, number plates and homes), and the sign-in
+//! subject (provider and subject become `deleted`), so the same WeChat
+//! user or phone signing in again gets a new, empty account. The complaint
+//! text and address stay, since handling and statistics need them.
 //!
 //! TODO(privacy): names or numbers a citizen typed into a complaint's text
 //! or rating comment stay with it; finding them would need a reviewed
@@ -242,17 +243,24 @@ impl Services {
         let target = account_target(citizen.account_id);
         let audit = AuditDraft::by(citizen, AuditAction::AccountDeleted, target, now);
 
+        // Retired first, so they stop being shown at once; the purge below
+        // deletes their files (and the next one, should this one stop).
+        let photos = self.store.retire_uploads_of(citizen.account_id).await?;
         let deletion = self
             .store
             .delete_citizen(citizen.account_id, now, &audit)
             .await?
             .ok_or(DomainError::NotFound("citizen"))?;
+        if let Err(error) = self.purge_uploads().await {
+            tracing::error!(error = %format!("{error:#}"), "upload purge after a deletion failed");
+        }
         for family in &deletion.revoked_families {
             self.bus.publish_revocation(family);
         }
         tracing::info!(
             account.id = %citizen.account_id,
             complaints.kept = deletion.complaints_kept,
+            photos.deleted = photos,
             "citizen account deleted"
         );
         Ok(deletion)

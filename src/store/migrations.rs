@@ -63,6 +63,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0009_notifications.sql"),
     ),
     (
+        10,
+        "evidence",
+        include_str!("../../migrations/postgres/0010_evidence.sql"),
+        include_str!("../../migrations/sqlite/0010_evidence.sql"),
+    ),
+    (
         11,
         "statistics and instant answers",
         include_str!("../../migrations/postgres/0011_stats.sql"),

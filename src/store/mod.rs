@@ -4,6 +4,7 @@
 //! write transaction begins and how times are stored.
 
 pub mod abuse;
+pub mod evidence;
 pub mod identity;
 mod migrations;
 pub mod notifications;
@@ -13,6 +14,7 @@ pub mod rewards;
 mod sql;
 mod sql_abuse;
 mod sql_cases;
+mod sql_evidence;
 mod sql_identity;
 mod sql_notifications;
 mod sql_personal_data;
@@ -41,6 +43,7 @@ use crate::domain::complaint::{
 use crate::domain::directory::Unit;
 use crate::domain::geo::GeoPoint;
 
+pub use evidence::EvidenceStore;
 pub use identity::IdentityStore;
 pub use personal_data::PersonalDataStore;
 
@@ -100,6 +103,9 @@ pub enum Filing {
         complaint: Complaint,
         fingerprint: Vec<u8>,
     },
+    /// A named photo was attached elsewhere or retired meanwhile; nothing
+    /// was written.
+    PhotosUnavailable,
 }
 
 /// One page of a citizen's complaints, newest first.
@@ -232,6 +238,7 @@ pub trait Store:
     + staff::StaffStore
     + IdentityStore
     + abuse::AbuseStore
+    + EvidenceStore
     + PersonalDataStore
     + notifications::NotificationStore
     + rewards::RewardStore

@@ -64,6 +64,7 @@ super::sql_staff::staff_store_impl!(PgStore, sqlx::Postgres);
 super::sql_identity::identity_store_impl!(PgStore, sqlx::Postgres);
 super::sql_abuse::abuse_store_impl!(PgStore, sqlx::Postgres);
 super::sql_personal_data::personal_data_store_impl!(PgStore, sqlx::Postgres);
+super::sql_evidence::evidence_store_impl!(PgStore, sqlx::Postgres);
 super::sql_notifications::notification_store_impl!(PgStore, sqlx::Postgres);
 super::sql_rewards::reward_store_impl!(PgStore, sqlx::Postgres);
 super::sql_stats::stats_store_impl!(PgStore, sqlx::Postgres);

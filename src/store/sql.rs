@@ -605,6 +605,27 @@ macro_rules! shared_store_impl {
                         .context("a conflicting filing vanished");
                 };
                 let id = ComplaintId(row.try_get("id")?);
+                if !new.photo_ids.is_empty() {
+                    // Defined by `sql_evidence.rs` in the same module.
+                    let attachment = Attachment {
+                        complaint_id: id,
+                        stage: Stage::Report,
+                        visible_to_citizen: true,
+                        unit_id: new.owner_unit_id.clone(),
+                        attached_at: new.created_at,
+                    };
+                    let attached = attach_uploads_in(
+                        &mut tx,
+                        new.photos_uploaded_by,
+                        &new.photo_ids,
+                        &attachment,
+                    )
+                    .await?;
+                    if !attached {
+                        tx.rollback().await.context("Failed to roll back")?;
+                        return Ok(Filing::PhotosUnavailable);
+                    }
+                }
                 let event = insert_event(&mut tx, id, 1, &new.first_event).await?;
                 let complaint = complaint_in(&mut tx, id).await?;
                 tx.commit().await.context("Failed to commit a new complaint")?;

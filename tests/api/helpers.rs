@@ -42,6 +42,47 @@ macro_rules! on_both_engines {
 }
 pub(crate) use on_both_engines;
 
+/// Runs a test body on each engine with each evidence storage: four tests.
+macro_rules! on_both_engines_and_storages {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                use $crate::helpers::{Engine, Storage};
+
+                #[tokio::test]
+                async fn sqlite_local() {
+                    super::$name(Engine::Sqlite, Storage::Local).await;
+                }
+
+                #[tokio::test]
+                async fn sqlite_s3() {
+                    super::$name(Engine::Sqlite, Storage::S3).await;
+                }
+
+                #[tokio::test]
+                async fn postgres_local() {
+                    super::$name(Engine::Postgres, Storage::Local).await;
+                }
+
+                #[tokio::test]
+                async fn postgres_s3() {
+                    super::$name(Engine::Postgres, Storage::S3).await;
+                }
+            }
+        )+
+    };
+}
+pub(crate) use on_both_engines_and_storages;
+
+/// Where a test server keeps evidence photos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// A folder of the test's own.
+    Local,
+    /// A real S3-compatible server of the test's own (see `s3_server`).
+    S3,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     Sqlite,
@@ -60,6 +101,10 @@ pub struct TestApp {
     pub address: SocketAddr,
     pub clock: Arc<ManualClock>,
     pub database_url: String,
+    /// Where stored photos land on disk: the local folder, or the S3 test
+    /// server's bucket folder.
+    pub files_dir: std::path::PathBuf,
+    _s3: Option<crate::s3_server::S3Server>,
     _data_dir: tempfile::TempDir,
 }
 
@@ -108,6 +153,8 @@ impl TestApp {
             .rate_limits
             .apply("signin.account=1000/1h,signin.ip=10000/1h,file.ip=10000/1h")
             .expect("valid test limits");
+        let files_dir = data_dir.path().join("files");
+        config.storage = huying::evidence::StorageConfig::Local(files_dir.clone());
         config.payout_reconcile_interval = None;
         if engine == Engine::Postgres {
             config.redis_url = Some(redis_url());
@@ -124,8 +171,35 @@ impl TestApp {
             app: Some(app),
             clock,
             database_url,
+            files_dir,
+            _s3: None,
             _data_dir: data_dir,
         }
+    }
+
+    /// As `spawn_with`, keeping photos in `storage`.
+    pub async fn spawn_storing(
+        engine: Engine,
+        storage: Storage,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        let s3 = match storage {
+            Storage::Local => None,
+            Storage::S3 => Some(crate::s3_server::S3Server::start().await),
+        };
+        let settings = s3.as_ref().map(|server| server.settings());
+        let mut app = TestApp::spawn_with(engine, |config| {
+            if let Some(settings) = settings {
+                config.storage = huying::evidence::StorageConfig::S3(settings);
+            }
+            adjust(config);
+        })
+        .await;
+        if let Some(server) = s3 {
+            app.files_dir = server.bucket_dir();
+            app._s3 = Some(server);
+        }
+        app
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
@@ -224,7 +298,7 @@ pub fn filing(request_id: &str) -> pb::FileComplaintRequest {
             }),
         }),
         contact_phone: "13812345678".to_owned(),
-        photo_ids: vec!["upload-1".to_owned()],
+        photo_ids: Vec::new(),
     }
 }
 

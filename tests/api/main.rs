@@ -7,12 +7,14 @@ mod fake_wechat_pay;
 mod fakes;
 mod helpers;
 mod notify_world;
+mod s3_server;
 
 mod access;
 mod audit;
 mod blocks;
 mod cases;
 mod categories;
+mod evidence;
 mod filing;
 mod grpc_web;
 mod health;

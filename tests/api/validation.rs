@@ -13,7 +13,7 @@ on_both_engines!(
 );
 
 /// The field violations a refused call reported.
-fn violated_fields(status: &tonic::Status) -> Vec<String> {
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     let bad_request = status
         .get_details_bad_request()
