@@ -38,13 +38,13 @@ use crate::proto::v1::auth_service_server::AuthServiceServer;
 use crate::proto::v1::case_service_server::CaseServiceServer;
 use crate::proto::v1::citizen_service_server::CitizenServiceServer;
 use crate::proto::v1::directory_service_server::DirectoryServiceServer;
+use crate::proto::v1::knowledge_service_server::KnowledgeServiceServer;
 use crate::proto::v1::notification_service_server::NotificationServiceServer;
 use crate::proto::v1::personal_data_service_server::PersonalDataServiceServer;
-use crate::proto::v1::reward_service_server::RewardServiceServer;
-use crate::proto::v1::knowledge_service_server::KnowledgeServiceServer;
 use crate::proto::v1::public_stats_service_server::PublicStatsServiceServer;
-use crate::proto::v1::stats_service_server::StatsServiceServer;
+use crate::proto::v1::reward_service_server::RewardServiceServer;
 use crate::proto::v1::staff_account_service_server::StaffAccountServiceServer;
+use crate::proto::v1::stats_service_server::StatsServiceServer;
 use crate::security::{PhoneCipher, SecretCipher, TokenSigner};
 use crate::service::Services;
 use crate::service::evidence::Evidence;
@@ -67,6 +67,9 @@ const HEALTH_NAMES: &[&str] = &[
     "huying.v1.PersonalDataService",
     "huying.v1.NotificationService",
     "huying.v1.RewardService",
+    "huying.v1.StatsService",
+    "huying.v1.PublicStatsService",
+    "huying.v1.KnowledgeService",
 ];
 
 /// A running server.
@@ -150,7 +153,9 @@ impl Application {
             .add_service(RewardServiceServer::new(RewardApi::new(Arc::clone(
                 &services,
             ))))
-            .add_service(StatsServiceServer::new(StatsApi::new(Arc::clone(&services))))
+            .add_service(StatsServiceServer::new(StatsApi::new(Arc::clone(
+                &services,
+            ))))
             .add_service(PublicStatsServiceServer::new(PublicStatsApi::new(
                 Arc::clone(&services),
             )))

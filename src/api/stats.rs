@@ -171,7 +171,11 @@ impl StatsService for StatsApi {
         let request = request.into_inner();
         let report = self
             .services
-            .hotspots(request.window_hours, request.baseline_windows, request.limit)
+            .hotspots(
+                request.window_hours,
+                request.baseline_windows,
+                request.limit,
+            )
             .await?;
         Ok(Response::new(pb::Hotspots {
             window_start: Some(convert::timestamp(report.window_start)),
@@ -365,7 +369,11 @@ impl KnowledgeService for KnowledgeApi {
                     sample_text: group.sample_text.clone(),
                     category_code: group.category_code.clone(),
                     count: group.complaint_ids.len() as u64,
-                    complaint_ids: group.complaint_ids.iter().map(|id| id.to_string()).collect(),
+                    complaint_ids: group
+                        .complaint_ids
+                        .iter()
+                        .map(|id| id.to_string())
+                        .collect(),
                     best_score: group.best_score,
                 })
                 .collect(),

@@ -44,7 +44,8 @@ impl Default for MatchPolicy {
 }
 
 /// Characters that carry grammar or politeness, not topic.
-const FUNCTION_CHARACTERS: &str = "的了吗呢啊吧呀嘛哦请问我你您他她它们是在有和与及或么什怎样如何哪谁这那个一下些吗呃";
+const FUNCTION_CHARACTERS: &str =
+    "的了吗呢啊吧呀嘛哦请问我你您他她它们是在有和与及或么什怎样如何哪谁这那个一下些吗呃";
 
 /// A text reduced to what matching compares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,8 +298,7 @@ mod tests {
     fn a_retired_entry_is_never_offered() {
         let mut entries = knowledge();
         entries[0].retired = true;
-        let result =
-            MatchPolicy::default().match_consultation("垃圾几点清运", "", &entries);
+        let result = MatchPolicy::default().match_consultation("垃圾几点清运", "", &entries);
         assert!(result.offers.iter().all(|offer| offer.entry_id != 1));
     }
 
@@ -308,7 +308,10 @@ mod tests {
         let plain = MatchPolicy::default().match_consultation(text, "", &knowledge());
         let in_category = MatchPolicy::default().match_consultation(text, "0901", &knowledge());
         let score = |r: &MatchResult| r.offers.iter().find(|o| o.entry_id == 3).map(|o| o.score);
-        assert!(score(&in_category) > score(&plain), "{plain:?} {in_category:?}");
+        assert!(
+            score(&in_category) > score(&plain),
+            "{plain:?} {in_category:?}"
+        );
     }
 
     #[test]

@@ -401,13 +401,7 @@ mod tests {
 
     #[test]
     fn periods_are_checked() {
-        let at = |s: &str| {
-            Some(
-                DateTime::parse_from_rfc3339(s)
-                    .unwrap()
-                    .with_timezone(&Utc),
-            )
-        };
+        let at = |s: &str| Some(DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc));
         assert!(CaseScope::period(at("2026-01-01T00:00:00Z"), at("2026-02-01T00:00:00Z")).is_ok());
         assert!(CaseScope::period(at("2026-02-01T00:00:00Z"), at("2026-01-01T00:00:00Z")).is_err());
         assert!(CaseScope::period(None, at("2026-01-01T00:00:00Z")).is_err());

@@ -215,7 +215,13 @@ impl Services {
             .filter(|h| h.judgement.spike)
             .cloned()
             .collect();
-        spikes.sort_by(|a, b| b.judgement.score.total_cmp(&a.judgement.score));
+        spikes.sort_by(|a, b| {
+            b.judgement
+                .score
+                .total_cmp(&a.judgement.score)
+                .then_with(|| a.dimension.as_str().cmp(b.dimension.as_str()))
+                .then_with(|| a.key.cmp(&b.key))
+        });
         Ok(HotspotReport {
             window_start: now - policy.window,
             window_end: now,
@@ -225,7 +231,12 @@ impl Services {
         })
     }
 
-    fn hotspot_name(&self, directory: &Directory, dimension: HotspotDimension, key: &str) -> String {
+    fn hotspot_name(
+        &self,
+        directory: &Directory,
+        dimension: HotspotDimension,
+        key: &str,
+    ) -> String {
         match dimension {
             HotspotDimension::Category => self
                 .standard
@@ -243,9 +254,7 @@ impl Services {
     /// The supervision pass's part: records each spike of the default
     /// window once per key and district day, and says how many were new.
     pub async fn record_spikes(&self, now: DateTime<Utc>) -> anyhow::Result<u32> {
-        let report = self
-            .judge_hotspots(&HotspotPolicy::default(), now)
-            .await?;
+        let report = self.judge_hotspots(&HotspotPolicy::default(), now).await?;
         let day = local_date(now).to_string();
         let mut recorded = 0;
         for hotspot in report.spikes {
@@ -349,10 +358,18 @@ impl Services {
         Ok((csv, next.flatten()))
     }
 
-    fn export_fields(&self, row: &ExportRow, detail: ExportDetail) -> Result<Vec<String>, DomainError> {
+    fn export_fields(
+        &self,
+        row: &ExportRow,
+        detail: ExportDetail,
+    ) -> Result<Vec<String>, DomainError> {
         let time = |at: Option<DateTime<Utc>>| {
-            at.map(|at| at.with_timezone(&shanghai()).format("%Y-%m-%d %H:%M:%S").to_string())
-                .unwrap_or_default()
+            at.map(|at| {
+                at.with_timezone(&shanghai())
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_default()
         };
         let mut fields = vec![
             tracking_number(row.id, row.created_at),
@@ -379,9 +396,7 @@ impl Services {
             },
             row.rating.clone().unwrap_or_default(),
             row.rework_round.to_string(),
-            row.merged_into
-                .map(|id| id.to_string())
-                .unwrap_or_default(),
+            row.merged_into.map(|id| id.to_string()).unwrap_or_default(),
         ];
         match detail {
             ExportDetail::Plain => {

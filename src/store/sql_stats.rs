@@ -26,7 +26,10 @@ pub(crate) fn scope_condition(
         }
     }
     if let Some(prefix) = &scope.category_prefix {
-        sql.push_str(&format!(" AND c.category_code LIKE ${}", first + binds.len()));
+        sql.push_str(&format!(
+            " AND c.category_code LIKE ${}",
+            first + binds.len()
+        ));
         // Codes are digits; nothing in them needs escaping.
         binds.push(format!("{prefix}%"));
     }

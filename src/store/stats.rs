@@ -49,8 +49,11 @@ pub struct WindowCount {
 #[async_trait]
 pub trait StatsStore: Send + Sync + 'static {
     /// Counts the scope's cases as they stand at `as_of`.
-    async fn case_counts(&self, scope: &CaseScope, as_of: DateTime<Utc>)
-    -> anyhow::Result<CaseCounts>;
+    async fn case_counts(
+        &self,
+        scope: &CaseScope,
+        as_of: DateTime<Utc>,
+    ) -> anyhow::Result<CaseCounts>;
 
     /// Returns and granted extensions per unit among the scope's cases.
     async fn unit_counts(&self, scope: &CaseScope) -> anyhow::Result<Vec<UnitCounts>>;
@@ -82,8 +85,11 @@ pub trait StatsStore: Send + Sync + 'static {
     async fn record_spike(&self, alert: &SpikeAlert, alert_day: &str) -> anyhow::Result<bool>;
 
     /// Newest first, ids below `before`.
-    async fn spike_alerts(&self, before: Option<i64>, limit: u32)
-    -> anyhow::Result<Vec<SpikeAlert>>;
+    async fn spike_alerts(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<SpikeAlert>>;
 
     async fn save_knowledge_entry(
         &self,
