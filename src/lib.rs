@@ -16,6 +16,7 @@ pub mod evidence;
 pub mod limiter;
 pub mod notify;
 pub mod payout;
+pub mod replay;
 pub mod security;
 pub mod service;
 pub mod sms;

@@ -29,6 +29,7 @@ mod rate_limits;
 mod rating;
 mod red_envelopes;
 mod reflection;
+mod replay;
 mod replicas;
 mod revocation;
 mod scopes;

@@ -430,8 +430,15 @@ async fn a_jump_in_one_category_raises_one_spike_alert(engine: Engine) {
         pb::HotspotDimension::Area as i32,
     );
     assert_eq!(spikes, [(category, "0101"), (area, "unassigned")]);
-    let roads = hotspots.categories.iter().find(|c| c.key == "0201").unwrap();
-    assert_eq!((roads.count, roads.previous_count, roads.spike), (0, 0, false));
+    let roads = hotspots
+        .categories
+        .iter()
+        .find(|c| c.key == "0201")
+        .unwrap();
+    assert_eq!(
+        (roads.count, roads.previous_count, roads.spike),
+        (0, 0, false)
+    );
 
     // The supervision pass records them once a day, however often it runs.
     assert_eq!(app.supervise().await.spikes, 2);
