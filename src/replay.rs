@@ -709,7 +709,9 @@ fn after_dispatch(rng: &mut StdRng, story: &Story, now: DateTime<Utc>) -> Vec<(D
     let asked = Duration::minutes(30)
         .min(room / 4)
         .max(Duration::minutes(1));
-    if story.extended {
+    // An extension is asked for only while there is time left to ask.
+    let extends = story.extended && room > Duration::hours(1);
+    if extends {
         next.push((asked, Step::AskExtension));
     }
     let delay = if story.late {
@@ -721,7 +723,7 @@ fn after_dispatch(rng: &mut StdRng, story: &Story, now: DateTime<Utc>) -> Vec<(D
         between(rng, room / 5, room * 9 / 10)
     };
     // After any extension request has been decided.
-    let earliest = if story.extended {
+    let earliest = if extends {
         asked + Duration::minutes(1)
     } else {
         Duration::minutes(1)
