@@ -483,6 +483,20 @@ pub async fn get_case(client: &mut CaseClient, id: &str) -> pb::Case {
         .into_inner()
 }
 
+/// Accepts a complaint for filing at its current version.
+pub async fn accept(dispatcher: &mut CaseClient, id: &str) -> pb::Case {
+    let case = get_case(dispatcher, id).await;
+    dispatcher
+        .accept_for_filing(pb::AcceptForFilingRequest {
+            request_id: rid(),
+            complaint_id: id.to_owned(),
+            expected_version: case.version,
+        })
+        .await
+        .expect("accepts")
+        .into_inner()
+}
+
 /// Accepts, dispatches to `lead` and resolves a complaint through the
 /// staff API.
 pub async fn resolve_through_staff(app: &TestApp, id: &str, lead: &str) {

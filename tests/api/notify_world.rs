@@ -182,18 +182,7 @@ pub async fn file_without_contact(citizen: &mut CitizenClient) -> String {
         .id
 }
 
-pub async fn accept(dispatcher: &mut CaseClient, id: &str) -> pb::Case {
-    let case = get_case(dispatcher, id).await;
-    dispatcher
-        .accept_for_filing(pb::AcceptForFilingRequest {
-            request_id: rid(),
-            complaint_id: id.to_owned(),
-            expected_version: case.version,
-        })
-        .await
-        .expect("accepts")
-        .into_inner()
-}
+pub use crate::helpers::accept;
 
 pub async fn dispatch(dispatcher: &mut CaseClient, id: &str) -> pb::Case {
     let case = get_case(dispatcher, id).await;

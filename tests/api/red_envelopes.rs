@@ -9,8 +9,7 @@ use tonic::transport::Channel;
 
 use crate::blocks::block_request;
 use crate::helpers::{
-    Bearer, CaseClient, CitizenClient, Engine, TestApp, file_one, filing, get_case,
-    on_both_engines, rid,
+    Bearer, CitizenClient, Engine, TestApp, file_one, filing, on_both_engines, rid,
 };
 
 on_both_engines!(
@@ -65,18 +64,7 @@ pub async fn assert_ledger_balances(app: &TestApp) -> pb::ReconciliationReport {
     report
 }
 
-pub async fn accept(dispatcher: &mut CaseClient, id: &str) -> pb::Case {
-    let case = get_case(dispatcher, id).await;
-    dispatcher
-        .accept_for_filing(pb::AcceptForFilingRequest {
-            request_id: rid(),
-            complaint_id: id.to_owned(),
-            expected_version: case.version,
-        })
-        .await
-        .expect("accepts")
-        .into_inner()
-}
+pub use crate::helpers::accept;
 
 pub async fn my_envelopes(citizen: &mut CitizenClient) -> Vec<pb::RedEnvelope> {
     citizen

@@ -12,8 +12,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::helpers::{
-    Bearer, CaseClient, CitizenClient, Engine, TestApp, code_of, file_one, filing, get_case,
-    on_both_engines, rid, test_start,
+    Bearer, CaseClient, CitizenClient, Engine, TestApp, accept, code_of, file_one, filing,
+    get_case, on_both_engines, rid, test_start,
 };
 
 const MUNICIPAL: &str = "sd:pingshan/municipal";
@@ -69,19 +69,6 @@ async fn case_stats(client: &mut StatsClient, scope: pb::StatsScope) -> pb::Case
 fn rate(rate: Option<pb::Rate>) -> (u64, u64) {
     let rate = rate.expect("every rate is present");
     (rate.numerator, rate.denominator)
-}
-
-async fn accept(dispatcher: &mut CaseClient, id: &str) -> pb::Case {
-    let case = get_case(dispatcher, id).await;
-    dispatcher
-        .accept_for_filing(pb::AcceptForFilingRequest {
-            request_id: rid(),
-            complaint_id: id.to_owned(),
-            expected_version: case.version,
-        })
-        .await
-        .expect("accepts")
-        .into_inner()
 }
 
 async fn dispatch(dispatcher: &mut CaseClient, id: &str, lead: &str) {
